@@ -1,0 +1,1 @@
+"""GraphDef I/O, name helpers, node builders and the node index: the only code that edits protos."""

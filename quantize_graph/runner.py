@@ -1,0 +1,72 @@
+"""Runs a GraphDef in a TF1-style session: one place that imports graphs for execution."""
+import numpy as np
+import tensorflow as tf
+
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.graph.names import ensure_tensor_name_has_port
+
+
+class GraphRunner:
+    """Imports a GraphDef once and runs it on feeds; `threads` limits both TF thread pools."""
+
+    def __init__(self, graph_def, threads=None):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            try:
+                tf.compat.v1.import_graph_def(graph_def, name="")
+            except (ValueError, tf.errors.OpError) as e:
+                raise QuantizeGraphError("the graph does not import: %s" % _first_line(e))
+        config = tf.compat.v1.ConfigProto()
+        if threads:
+            config.intra_op_parallelism_threads = threads
+            config.inter_op_parallelism_threads = threads
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+
+    def tensor(self, name):
+        try:
+            return self.graph.get_tensor_by_name(ensure_tensor_name_has_port(name))
+        except (KeyError, ValueError):
+            raise QuantizeGraphError("tensor '%s' is not in the graph" % name)
+
+    def run(self, outputs, feeds):
+        """Runs `outputs` (tensor names) with `feeds` ({tensor name: array}); returns a list."""
+        fetches = [self.tensor(o) for o in outputs]
+        feed_dict = {self.tensor(k): v for k, v in feeds.items()}
+        try:
+            return self.session.run(fetches, feed_dict)
+        except tf.errors.OpError as e:
+            raise QuantizeGraphError("running the graph failed: %s" % _first_line(e))
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def run_graph(graph_def, outputs, feeds, threads=None):
+    """One-shot helper: imports, runs, closes."""
+    with GraphRunner(graph_def, threads) as r:
+        return r.run(outputs, feeds)
+
+
+def placeholder_shapes(graph_def, names):
+    """{name: (shape list with None for unknown dims, numpy dtype)} for the given Placeholders."""
+    out = {}
+    by_name = {n.name: n for n in graph_def.node}
+    for name in names:
+        node = by_name[name]
+        shape = None
+        if "shape" in node.attr and not node.attr["shape"].shape.unknown_rank:
+            shape = [d.size if d.size >= 0 else None for d in node.attr["shape"].shape.dim]
+        dtype = tf.as_dtype(node.attr["dtype"].type).as_numpy_dtype if "dtype" in node.attr else np.float32
+        out[name] = (shape, dtype)
+    return out
