@@ -86,8 +86,11 @@ def create_constant_node(name, value, dtype, shape=None):
 
 
 def const_value(node):
-    """The numpy value of a Const node."""
-    return tf.make_ndarray(node.attr["value"].tensor)
+    """The numpy value of a Const node; quantized types come back as plain integers."""
+    value = tf.make_ndarray(node.attr["value"].tensor)
+    if value.dtype.fields:  # qint8/quint8/qint32 are one-field structured dtypes in numpy
+        value = value.view(value.dtype.fields[next(iter(value.dtype.fields))][0])
+    return value
 
 
 def make_const(name, array, dtype=None):

@@ -1,0 +1,14 @@
+"""The prepare stage (float -> float): strip training nodes, fold constants and batch norms."""
+from quantize_graph.passes.fold_batch_norms import fold_batch_norms
+from quantize_graph.passes.fold_constants import fold_constants
+from quantize_graph.passes.prune import prune
+from quantize_graph.passes.strip_training import strip_training_nodes
+
+
+def prepare(graph_def, input_names, output_names):
+    protected = list(input_names) + list(output_names)
+    g = strip_training_nodes(graph_def, protected)
+    g = prune(g, output_names, keep=input_names)
+    g = fold_constants(g, protected=output_names)
+    g = fold_batch_norms(g, protected=output_names)
+    return prune(g, output_names, keep=input_names)

@@ -1,0 +1,157 @@
+"""The `reference` target: the stock legacy quantized ops, as the original tool produced.
+
+Every quantized op reads quint8 tensors made by QuantizeV2 (activations) or stored as
+quint8 Consts (weights); int32 results are narrowed back to quint8 with
+RequantizationRange + Requantize; every op ends in a Dequantize that carries the original
+node's name, so float readers are unaffected. Dequantize -> QuantizeV2 pairs between two
+quantized ops are removed afterwards by passes/strip_redundant.py.
+
+Ranges: measured at run time (Min/Max reductions, RequantizationRange), unless a fallback
+range is given (constants) or a FakeQuant node next to the tensor gives one (it wins).
+"""
+import numpy as np
+import tensorflow as tf
+
+from quantize_graph.graph.edit import NameAllocator, graph_with_nodes
+from quantize_graph.graph.index import GraphIndex
+from quantize_graph.graph.names import split_input, tensor_name, unique_node_name_from_input
+from quantize_graph.graph.nodes import (const_value, create_node, make_const, set_attr_bool,
+                                        set_attr_dtype, set_attr_string)
+from quantize_graph.ops.registry import handler
+from quantize_graph.weights import quantize_to_quint8, weight_range
+
+_FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
+
+
+def fake_quant_range(node, index):
+    """(min, max) of a FakeQuant node whose range is fixed, else None."""
+    if node.op == "FakeQuantWithMinMaxArgs":
+        return node.attr["min"].f, node.attr["max"].f
+    if node.op == "FakeQuantWithMinMaxVars":
+        lo, hi = index.get(node.input[1]), index.get(node.input[2])
+        if lo is not None and hi is not None and lo.op == hi.op == "Const":
+            return float(const_value(lo)), float(const_value(hi))
+    return None
+
+
+class ReferenceLowering:
+    """Rewrites the nodes chosen by annotate into legacy quantized ops."""
+
+    target = "reference"
+    mode = "MIN_FIRST"
+
+    def __init__(self, graph_def, fallback_range=None):
+        self.graph_def = graph_def
+        self.index = GraphIndex(graph_def)
+        self.names = NameAllocator(graph_def)
+        self.fallback_range = fallback_range
+        self.new_nodes = []
+        self._weights = {}  # float Const name -> (q, min, max) names, shared by readers
+
+    def lower(self, quantize_names):
+        """Returns the new GraphDef with every node in `quantize_names` lowered."""
+        replaced = set()
+        for node in self.graph_def.node:
+            if node.name in quantize_names:
+                handler(node.op).lower[self.target](self, node)
+                replaced.add(node.name)
+        kept = [n for n in self.graph_def.node if n.name not in replaced]
+        return graph_with_nodes(self.graph_def, kept + self.new_nodes)
+
+    # ---- building blocks used by the op modules ------------------------------------------
+
+    def emit(self, op, node, suffix, inputs, types=None, name=None):
+        """Adds a node named "<node>_eightbit_<suffix>" (unique) and returns it."""
+        new = create_node(op, name or self.names("%s_eightbit_%s" % (node.name, suffix)), inputs)
+        for attr, dtype in (types or {}).items():
+            set_attr_dtype(new, attr, getattr(tf, dtype))
+        self.new_nodes.append(new)
+        return new
+
+    def const(self, base, value, dtype=np.float32):
+        node = make_const(self.names(base), np.asarray(value, dtype))
+        self.new_nodes.append(node)
+        return node.name
+
+    def quantize_inputs(self, node, positions):
+        """[(quint8 tensor, min tensor, max tensor)] for the given input positions."""
+        return [self.quantize_input(node, node.input[p]) for p in positions]
+
+    def quantize_input(self, node, inp):
+        src = self.index.get(inp)
+        if src.op == "Const" and split_input(inp)[1] == 0:
+            return self._quantized_weight(src)
+        tag = unique_node_name_from_input(inp)
+        fixed = fake_quant_range(src, self.index) if src.op in _FAKE_QUANT else None
+        if fixed is None and self.fallback_range is not None:
+            fixed = self.fallback_range
+        if fixed is not None:
+            lo = self.const("%s_eightbit_min_%s" % (node.name, tag), fixed[0])
+            hi = self.const("%s_eightbit_max_%s" % (node.name, tag), fixed[1])
+        else:
+            lo, hi = self._measured_range(node, inp, tag)
+        q = self.emit("QuantizeV2", node, "quantize_" + tag, [inp, lo, hi], types={"T": "quint8"})
+        set_attr_string(q, "mode", self.mode.encode())
+        return q.name, tensor_name(q.name, 1), tensor_name(q.name, 2)
+
+    def _measured_range(self, node, inp, tag):
+        """Min and Max of the flattened tensor, computed at run time."""
+        shape = self.const("%s_eightbit_reshape_dims_%s" % (node.name, tag), [-1], np.int32)
+        flat = self.emit("Reshape", node, "reshape_" + tag, [inp, shape])
+        set_attr_dtype(flat, "T", tf.float32)
+        axis = self.const("%s_eightbit_reduction_dims_%s" % (node.name, tag), [0], np.int32)
+        ends = []
+        for op in ("Min", "Max"):
+            r = self.emit(op, node, op.lower() + "_" + tag, [flat.name, axis])
+            set_attr_dtype(r, "T", tf.float32)
+            set_attr_bool(r, "keep_dims", False)
+            ends.append(r.name)
+        return ends
+
+    def _quantized_weight(self, const_node):
+        if const_node.name not in self._weights:
+            values = const_value(const_node).astype(np.float32)
+            lo, hi = weight_range(values)
+            q, qmin, qmax = quantize_to_quint8(values, lo, hi, self.mode)
+            base = const_node.name + "_quint8"
+            q_node = make_const(self.names(base + "_const"), q, tf.quint8)
+            self.new_nodes.append(q_node)
+            self._weights[const_node.name] = (q_node.name, self.const(base + "_min", qmin),
+                                              self.const(base + "_max", qmax))
+        return self._weights[const_node.name]
+
+    def finish_int32(self, node, result):
+        """Narrows a qint32 result to quint8, then dequantizes it under the node's name."""
+        lo_in, hi_in = tensor_name(result, 1), tensor_name(result, 2)
+        fixed = self._output_range(node)
+        if fixed is not None:
+            lo = self.const(node.name + "_eightbit_requant_min", fixed[0])
+            hi = self.const(node.name + "_eightbit_requant_max", fixed[1])
+        else:
+            rr = self.emit("RequantizationRange", node, "requant_range", [result, lo_in, hi_in],
+                           types={"Tinput": "qint32"})
+            lo, hi = rr.name, tensor_name(rr.name, 1)
+        req = self.emit("Requantize", node, "requantize", [result, lo_in, hi_in, lo, hi],
+                        types={"Tinput": "qint32", "out_type": "quint8"})
+        self.finish_quint8(node, req.name)
+
+    def finish_quint8(self, node, result):
+        dq = create_node("Dequantize", node.name,
+                         [result, tensor_name(result, 1), tensor_name(result, 2)])
+        set_attr_dtype(dq, "T", tf.quint8)
+        set_attr_string(dq, "mode", self.mode.encode())
+        self.new_nodes.append(dq)
+
+    def _output_range(self, node):
+        """A fixed range for the node's result: a FakeQuant reading it, else the fallback."""
+        readers = self.index.data_consumers(node.name)
+        if len(readers) == 1 and readers[0][0].op in _FAKE_QUANT and readers[0][1] == 0:
+            fixed = fake_quant_range(readers[0][0], self.index)
+            if fixed is not None:
+                return fixed
+        return self.fallback_range
+
+
+def lower_reference(graph_def, quantize_names, fallback_range=None):
+    return ReferenceLowering(graph_def, fallback_range).lower(quantize_names)
+

@@ -1,0 +1,69 @@
+"""Offline quantization of weight constants (the original module's helpers, same results)."""
+import numpy as np
+import tensorflow as tf
+
+from quantize_graph.graph.nodes import (const_value, create_constant_node, create_node,
+                                        set_attr_dtype, set_attr_string)
+
+
+def quantize_array(arr, num_buckets):
+    """Maps each value to the centre of one of `num_buckets` equal-width buckets spanning
+    [min, max]: quantize_array([0, 0.3, 0.6, 1], 2) -> [0.25, 0.25, 0.75, 0.75]."""
+    if num_buckets < 1:
+        raise ValueError("num_buckets must be >= 1")
+    arr_max, arr_min = arr.max(), arr.min()
+    if arr_max == arr_min:
+        return arr
+    width = (arr_max - arr_min) / num_buckets
+    bucket = np.floor((arr - arr_min) / width)
+    bucket[bucket == num_buckets] = num_buckets - 1  # the maximum belongs to the last bucket
+    return arr_min + width * (bucket + 0.5)
+
+
+def quantize_weight_rounded(input_node, bitdepth=None):
+    """A float Const with its values rounded to 2^bitdepth levels (FLAGS.bitdepth by default)."""
+    if bitdepth is None:
+        from quantize_graph.legacy import FLAGS
+        bitdepth = FLAGS.bitdepth
+    tensor = input_node.attr["value"].tensor
+    rounded = quantize_array(tf.make_ndarray(tensor), 1 << bitdepth)
+    shape = [d.size for d in tensor.tensor_shape.dim]
+    return [create_constant_node(input_node.name, rounded, tf.float32, shape=shape)]
+
+
+def weight_range(values):
+    """The range the original tool used for a weight: includes zero, never empty."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    lo = min(lo, 0.0)
+    if lo == hi:
+        if abs(lo) < 0.000001:
+            hi = lo + 1.0
+        elif lo > 0:
+            hi = 2 * lo
+        else:
+            hi = lo / 2.0
+    return lo, hi
+
+
+def quantize_to_quint8(values, lo, hi, mode="MIN_FIRST"):
+    """Runs TF's own QuantizeV2 so offline and run-time quantization agree bit for bit."""
+    q, qmin, qmax = tf.raw_ops.QuantizeV2(input=tf.constant(values, tf.float32), min_range=lo,
+                                          max_range=hi, T=tf.quint8, mode=mode)
+    return q.numpy(), float(qmin.numpy()), float(qmax.numpy())
+
+
+def quantize_weight_eightbit(input_node, quantization_mode):
+    """[quint8 Const, min Const, max Const, Dequantize named like `input_node`]."""
+    mode = quantization_mode.decode() if isinstance(quantization_mode, bytes) else quantization_mode
+    values = const_value(input_node).astype(np.float32)
+    lo, hi = weight_range(values)
+    q, qmin, qmax = quantize_to_quint8(values, lo, hi, mode)
+    base = input_node.name + "_"
+    shape = list(values.shape)
+    const = create_constant_node(base + "quint8_const", q, tf.quint8, shape=shape)
+    min_node = create_constant_node(base + "min", qmin, tf.float32)
+    max_node = create_constant_node(base + "max", qmax, tf.float32)
+    dequantize = create_node("Dequantize", input_node.name, [const.name, min_node.name, max_node.name])
+    set_attr_dtype(dequantize, "T", tf.quint8)
+    set_attr_string(dequantize, "mode", mode.encode())
+    return [const, min_node, max_node, dequantize]
