@@ -1,0 +1,35 @@
+# Set-up is shared by every target: a .venv at the repo root with the pinned requirements and
+# this project installed in editable mode. The stamp file makes re-runs skip pip entirely.
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean distclean
+
+setup: $(STAMP)
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+# The requirements are installed first and the project with --no-deps, so only the pins decide
+# which versions end up in the virtualenv.
+$(STAMP): requirements.txt setup.py | $(VENV_PYTHON)
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+demo: $(STAMP)
+	$(VENV_PYTHON) tools/demo.py
+
+test: $(STAMP)
+	$(VENV_PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf .cache/demo build dist .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
