@@ -16,7 +16,7 @@ from quantize_graph.passes.quantized_input import quantize_placeholders
 from quantize_graph.passes.simulate import quantize_dequantize_graph, round_graph
 from quantize_graph.passes.strip_redundant import strip_redundant_quantization
 from quantize_graph.passes.weights import quantize_weights, round_weights
-from quantize_graph.targets import lower
+from quantize_graph.targets import lower, refine
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
 TARGETS = ("reference",)
@@ -100,6 +100,8 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         g = quantize_dequantize_graph(g, options.bitdepth)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, options.target, options.excluded_ops, options.excluded_nodes)
+        if mode != "round":
+            decision = refine(options.target, g, decision)
         kinds = {n.name: n.op for n in g.node}
         report.quantized = sorted(decision.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in decision.float_reasons.items()}

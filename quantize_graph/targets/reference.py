@@ -21,6 +21,8 @@ from quantize_graph.ops.registry import handler
 from quantize_graph.weights import quantize_to_quint8, weight_range
 
 _FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
+# The part of its input's range an activation keeps: (low, high or None for unbounded).
+ACTIVATION_RANGES = {"Relu": (0.0, None), "Relu6": (0.0, 6.0)}
 
 
 def fake_quant_range(node, index):
@@ -50,6 +52,7 @@ class ReferenceLowering:
 
     def lower(self, quantize_names):
         """Returns the new GraphDef with every node in `quantize_names` lowered."""
+        self.quantized = set(quantize_names)
         replaced = set()
         for node in self.graph_def.node:
             if node.name in quantize_names:
@@ -90,6 +93,7 @@ class ReferenceLowering:
             hi = self.const("%s_eightbit_max_%s" % (node.name, tag), fixed[1])
         else:
             lo, hi = self._measured_range(node, inp, tag)
+            lo, hi = self._clamped(node, tag, lo, hi, ACTIVATION_RANGES.get(node.op))
         q = self.emit("QuantizeV2", node, "quantize_" + tag, [inp, lo, hi], types={"T": "quint8"})
         set_attr_string(q, "mode", self.mode.encode())
         return q.name, tensor_name(q.name, 1), tensor_name(q.name, 2)
@@ -121,8 +125,19 @@ class ReferenceLowering:
         return self._weights[const_node.name]
 
     def finish_int32(self, node, result):
-        """Narrows a qint32 result to quint8, then dequantizes it under the node's name."""
+        """Narrows a qint32 result to quint8, then dequantizes it under the node's name.
+
+        If no reader is quantized, the int32 result is dequantized directly (exactly)
+        instead: narrowing would only add error.
+        """
         lo_in, hi_in = tensor_name(result, 1), tensor_name(result, 2)
+        readers = self.index.data_consumers(node.name)
+        if readers and not any(r.name in self.quantized for r, _ in readers):
+            dq = create_node("Dequantize", node.name, [result, lo_in, hi_in])
+            set_attr_dtype(dq, "T", tf.qint32)
+            set_attr_string(dq, "mode", b"SCALED")  # int32 results are symmetric around 0
+            self.new_nodes.append(dq)
+            return
         fixed = self._output_range(node)
         if fixed is not None:
             lo = self.const(node.name + "_eightbit_requant_min", fixed[0])
@@ -130,7 +145,8 @@ class ReferenceLowering:
         else:
             rr = self.emit("RequantizationRange", node, "requant_range", [result, lo_in, hi_in],
                            types={"Tinput": "qint32"})
-            lo, hi = rr.name, tensor_name(rr.name, 1)
+            lo, hi = self._clamped(node, "output", rr.name, tensor_name(rr.name, 1),
+                                   self._reader_activation_range(node))
         req = self.emit("Requantize", node, "requantize", [result, lo_in, hi_in, lo, hi],
                         types={"Tinput": "qint32", "out_type": "quint8"})
         self.finish_quint8(node, req.name)
@@ -142,6 +158,36 @@ class ReferenceLowering:
         set_attr_string(dq, "mode", self.mode.encode())
         self.new_nodes.append(dq)
 
+    def _reader_activation_range(self, node):
+        """The range a Relu/Relu6 keeps, when it is the only reader of the node's result."""
+        readers = self.index.data_consumers(node.name)
+        if len(readers) == 1 and readers[0][1] == 0:
+            return ACTIVATION_RANGES.get(readers[0][0].op)
+        return None
+
+    def _clamped(self, node, tag, lo, hi, keep):
+        """Narrows a measured range to what a following Relu/Relu6 keeps.
+
+        Folded batch norms leave pre-activation tensors with long negative tails (dead
+        channels); spending the 8 bits on values the activation zeroes anyway ruins the
+        resolution of the values it keeps. Saturating at the bounds is exactly the activation.
+        """
+        if keep is None:
+            return lo, hi
+        upper = hi
+        if keep[1] is not None:
+            cap = self.const("%s_eightbit_%s_act_max" % (node.name, tag), keep[1])
+            upper = self._binary("Minimum", node, tag + "_act_cap", hi, cap)
+        # Never an empty range, even if every value is negative (the activation outputs zeros).
+        floor = self.const("%s_eightbit_%s_act_floor" % (node.name, tag), 1e-3)
+        upper = self._binary("Maximum", node, tag + "_act_floor", upper, floor)
+        return self.const("%s_eightbit_%s_act_min" % (node.name, tag), 0.0), upper
+
+    def _binary(self, op, node, suffix, a, b):
+        n = self.emit(op, node, suffix, [a, b])
+        set_attr_dtype(n, "T", tf.float32)
+        return n.name
+
     def _output_range(self, node):
         """A fixed range for the node's result: a FakeQuant reading it, else the fallback."""
         readers = self.index.data_consumers(node.name)
@@ -150,6 +196,28 @@ class ReferenceLowering:
             if fixed is not None:
                 return fixed
         return self.fallback_range
+
+
+def refine_reference(graph_def, decision):
+    """Keeps float every BiasAdd that reads a quantized Conv2D/MatMul.
+
+    QuantizedBiasAdd only takes quint8, so the conv's int32 result would first be narrowed
+    to 8 bits over one range for all channels; after batch-norm folding, channel scales
+    differ by 100x and the small channels are lost (MobileNet v1: top-1 agreement 4%).
+    Dequantizing the int32 result exactly and adding the bias in float keeps them; the
+    Relu after it is quantized again over the range it keeps.
+    """
+    index = GraphIndex(graph_def)
+    for name in sorted(decision.quantized):
+        node = index.nodes[name]
+        if node.op in ("BiasAdd", "BiasAddV1"):
+            src = index.get(node.input[0])
+            if src is not None and src.name in decision.quantized and src.op in ("Conv2D", "MatMul"):
+                decision.quantized.discard(name)
+                decision.float_reasons[name] = (
+                    "reads a quantized %s; its int32 result is dequantized exactly instead of "
+                    "narrowed per tensor for QuantizedBiasAdd" % src.op)
+    return decision
 
 
 def lower_reference(graph_def, quantize_names, fallback_range=None):

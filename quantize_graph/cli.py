@@ -1,0 +1,172 @@
+"""The quantize_graph command line: every flag of the 2016 tool, same meaning, plus new ones.
+
+  quantize_graph --input=frozen.pb --output=q.pb --mode=eightbit --output_node_names=softmax
+"""
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from quantize_graph import legacy
+from quantize_graph.compare import compare_graphs, format_errors, random_feeds
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.graph.io import load_graph_def, save_graph_def
+from quantize_graph.graph.names import strip_output_names
+from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline
+
+FLAGS = flags.FLAGS
+
+# The original tool's flags.
+flags.DEFINE_boolean("print_nodes", False, "Lists all nodes of the output graph, and the ops that stay float.")
+flags.DEFINE_string("input", "", "TensorFlow GraphDef (binary .pb or text .pbtxt) to quantize.")
+flags.DEFINE_string("output_node_names", "", "Output node names, comma separated (a :0 suffix is fine).")
+flags.DEFINE_string("output", "", "File to save the output graph to.")
+flags.DEFINE_integer("bitdepth", 8, "How many bits to quantize the graph to.")
+flags.DEFINE_string("mode", "round", "What transformation to apply: " + ", ".join(MODES) + ".")
+flags.DEFINE_boolean("strip_redundant_quantization", True,
+                     "Removes redundant dequantize/quantize pairs.")
+flags.DEFINE_boolean("quantized_input", False,
+                     "If true, assume Placeholders are quantized with values covering "
+                     "[--quantized_input_min,--quantized_input_max]. Only applies to inputs of "
+                     "float type, and only in eightbit mode.")
+flags.DEFINE_float("quantized_input_min", 0, "The minimum of the actual input range when --quantized_input.")
+flags.DEFINE_float("quantized_input_max", 1, "The maximum of the actual input range when --quantized_input.")
+flags.DEFINE_float("quantized_fallback_min", None,
+                   "The fallback 'min' value to use for layers which lack min-max information. "
+                   "Only used with --quantized_fallback_max, and only in eightbit mode.")
+flags.DEFINE_float("quantized_fallback_max", None,
+                   "The fallback 'max' value to use for layers which lack min-max information.")
+# New flags.
+flags.DEFINE_list("input_node_names", [], "Input node names (default: the graph's Placeholders).")
+flags.DEFINE_list("excluded_ops", [], "Op types to keep in float, comma separated.")
+flags.DEFINE_list("excluded_nodes", [], "Node names to keep in float, comma separated.")
+flags.DEFINE_string("target", "reference", "Which 8-bit ops eightbit lowers to: reference "
+                    "(the stock legacy quantized ops).")
+flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input) or .npz (keyed by input "
+                    "node name) holding the inputs to compare float and eightbit on.")
+flags.DEFINE_string("test_input_dims", "", "Mode test: shape of random inputs, e.g. 1,224,224,3; "
+                    "one shape per input separated by ':' (default: the Placeholders' shapes).")
+
+PROG = "quantize_graph"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise QuantizeGraphError("unexpected arguments: %s" % " ".join(argv[1:]))
+    _check_paths()
+    options = _options()
+    _sync_legacy_flags()
+    graph_def = load_graph_def(FLAGS.input)
+    outputs = strip_output_names(FLAGS.output_node_names)
+    inputs = FLAGS.input_node_names or None
+    if options.mode == "test":
+        _run_test_mode(graph_def, outputs, inputs, options)
+        return
+    result, report = run_pipeline(graph_def, outputs, options, input_names=inputs)
+    save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
+    _print_report(result, report)
+
+
+def _check_paths():
+    if not FLAGS.input:
+        raise QuantizeGraphError("--input is required")
+    if not FLAGS.output and FLAGS.mode != "test":
+        raise QuantizeGraphError("--output is required")
+    if FLAGS.output and os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.input):
+        raise QuantizeGraphError("--output is the same file as --input; refusing to overwrite the input")
+
+
+def _options():
+    fallback = (FLAGS.quantized_fallback_min, FLAGS.quantized_fallback_max)
+    if (fallback[0] is None) != (fallback[1] is None):
+        raise QuantizeGraphError("--quantized_fallback_min and --quantized_fallback_max must be given together")
+    mode = FLAGS.mode
+    if fallback[0] is not None and mode not in ("eightbit", "test"):
+        raise QuantizeGraphError("--quantized_fallback_min/max only apply to mode eightbit")
+    return Options(
+        mode=mode, bitdepth=FLAGS.bitdepth,
+        strip_redundant_quantization=FLAGS.strip_redundant_quantization,
+        quantized_input_range=(FLAGS.quantized_input_min, FLAGS.quantized_input_max)
+        if FLAGS.quantized_input else None,
+        fallback_range=fallback if fallback[0] is not None else None,
+        excluded_ops=tuple(FLAGS.excluded_ops), excluded_nodes=tuple(FLAGS.excluded_nodes),
+        target=FLAGS.target)
+
+
+def _sync_legacy_flags():
+    """The original module's helpers read FLAGS.bitdepth; keep them in step with the CLI."""
+    legacy.FLAGS.bitdepth = FLAGS.bitdepth
+    legacy.FLAGS.strip_redundant_quantization = FLAGS.strip_redundant_quantization
+
+
+def _run_test_mode(graph_def, outputs, inputs, options):
+    options.mode = "eightbit"
+    outputs, input_names = check_graph(graph_def, outputs, inputs)
+    quantized, report = run_pipeline(graph_def, outputs, options, input_names=input_names)
+    feeds = _test_feeds(graph_def, input_names)
+    print(report.summary())
+    print(format_errors(compare_graphs(graph_def, quantized, outputs, feeds)))
+    if FLAGS.output:
+        save_graph_def(quantized, FLAGS.output, input_path=FLAGS.input)
+
+
+def _test_feeds(graph_def, input_names):
+    if FLAGS.test_input:
+        return _load_test_input(FLAGS.test_input, input_names)
+    if FLAGS.test_input_dims:
+        specs = FLAGS.test_input_dims.split(":")
+        if len(specs) != len(input_names):
+            raise QuantizeGraphError("--test_input_dims gives %d shapes for %d inputs (%s)" % (
+                len(specs), len(input_names), ", ".join(input_names)))
+        try:
+            dims = [[int(d) for d in s.split(",")] for s in specs]
+        except ValueError:
+            raise QuantizeGraphError("--test_input_dims must be comma-separated integers, got '%s'"
+                                     % FLAGS.test_input_dims)
+        return random_feeds(graph_def, input_names, dims)
+    raise QuantizeGraphError("mode test needs --test_input or --test_input_dims")
+
+
+def _load_test_input(path, input_names):
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as e:
+        raise QuantizeGraphError("cannot read --test_input '%s': %s" % (path, e))
+    if isinstance(data, np.ndarray):
+        if len(input_names) != 1:
+            raise QuantizeGraphError("--test_input .npy feeds one input but the graph has %d; use .npz"
+                                     % len(input_names))
+        return {input_names[0]: data}
+    missing = [n for n in input_names if n not in data.files]
+    if missing:
+        raise QuantizeGraphError("--test_input '%s' has no array for input '%s'" % (path, missing[0]))
+    return {n: data[n] for n in input_names}
+
+
+def _print_report(result, report):
+    in_size, out_size = os.path.getsize(FLAGS.input), os.path.getsize(FLAGS.output)
+    if FLAGS.print_nodes:
+        for node in result.node:
+            print("%s %s" % (node.op, node.name))
+        for name, (op, why) in sorted(report.stayed_float.items()):
+            print("float: %s (%s): %s" % (name, op, why))
+    print(report.summary())
+    print("wrote %s: %d bytes (%.1f%% of the input's %d bytes)" % (
+        FLAGS.output, out_size, 100.0 * out_size / in_size, in_size))
+
+
+def _main_with_errors(argv):
+    try:
+        main(argv)
+    except QuantizeGraphError as e:
+        print("%s: error: %s" % (PROG, e), file=sys.stderr)
+        sys.exit(1)
+
+
+def run():
+    app.run(_main_with_errors)
+
+
+if __name__ == "__main__":
+    run()
