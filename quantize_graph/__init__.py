@@ -5,8 +5,12 @@ original tensorflow.tools.quantization.quantize_graph module's API (GraphRewrite
 helpers, quantize_weight_eightbit, FLAGS.bitdepth, ...), so that old scripts only need
 `import quantize_graph`.
 """
+import os
 import sys
 import types
+
+# TensorFlow's start-up INFO lines (oneDNN notice, CPU features) drown the tools' output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from quantize_graph.api import quantize, quantize_file  # noqa: F401
 from quantize_graph.errors import QuantizeGraphError  # noqa: F401

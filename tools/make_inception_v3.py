@@ -49,6 +49,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 IMAGE_SIZE = 299
 INPUT_NAME = "input"
 OUTPUT_NAME = "softmax"
+LOGIT_STD = 3.0  # spread of a trained ImageNet classifier's logits over the classes
 LEGACY_INPUT_NAME = "DecodeJpeg/contents"
 LEGACY_FLOAT_INPUT_NAME = "Mul"
 # The last GraphDef version that still accepts BatchNormWithGlobalNormalization.
@@ -96,7 +97,9 @@ def build_model(seed, images):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = keras.applications.InceptionV3(weights=None)
-    return model, calibrate_batch_norm(model, images)
+    calibrate_batch_norm(model, images)
+    calibrate_classifier(model, images)
+    return model, model(images, training=True).numpy()
 
 
 def calibrate_batch_norm(model, images):
@@ -109,6 +112,25 @@ def calibrate_batch_norm(model, images):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0
     return model(images, training=True).numpy()
+
+
+def calibrate_classifier(model, images, logit_std=LOGIT_STD):
+    """Makes the random classifier separate photos as a trained one does.
+
+    A random Dense layer over pooled features that barely differ between photos gives an
+    almost uniform softmax whose argmax flips with any noise, which would make fidelity
+    numbers meaningless. Standardizing each pooled feature over the photos (like a batch
+    norm before the classifier) and scaling the logits to a trained net's spread fixes that.
+    """
+    dense = model.layers[-1]
+    features = keras.Model(model.input, dense.input)(images, training=False).numpy()
+    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    kernel, _ = dense.get_weights()
+    kernel = kernel / std[:, None]
+    bias = -mean @ kernel
+    logits = features @ kernel + bias
+    scale = logit_std / logits.std(axis=1).mean()
+    dense.set_weights([kernel * scale, bias * scale])
 
 
 def check_not_degenerate(train_probs, probs):
