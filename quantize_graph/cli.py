@@ -11,9 +11,10 @@ from absl import app, flags
 from quantize_graph import legacy
 from quantize_graph.compare import compare_graphs, format_errors, random_feeds
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.graph.io import load_graph_def, save_graph_def
+from quantize_graph.graph.io import check_output_path, load_graph_def, save_graph_def
 from quantize_graph.graph.names import strip_output_names
-from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline
+from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline, validate_options
+from quantize_graph.runner import placeholder_shapes
 
 FLAGS = flags.FLAGS
 
@@ -56,6 +57,7 @@ def main(argv):
         raise QuantizeGraphError("unexpected arguments: %s" % " ".join(argv[1:]))
     _check_paths()
     options = _options()
+    validate_options(options)  # before reading the graph, so bad flags fail fast
     _sync_legacy_flags()
     graph_def = load_graph_def(FLAGS.input)
     outputs = strip_output_names(FLAGS.output_node_names)
@@ -73,8 +75,8 @@ def _check_paths():
         raise QuantizeGraphError("--input is required")
     if not FLAGS.output and FLAGS.mode != "test":
         raise QuantizeGraphError("--output is required")
-    if FLAGS.output and os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.input):
-        raise QuantizeGraphError("--output is the same file as --input; refusing to overwrite the input")
+    if FLAGS.output:
+        check_output_path(FLAGS.output, FLAGS.input)
 
 
 def _options():
@@ -103,8 +105,9 @@ def _sync_legacy_flags():
 def _run_test_mode(graph_def, outputs, inputs, options):
     options.mode = "eightbit"
     outputs, input_names = check_graph(graph_def, outputs, inputs)
-    quantized, report = run_pipeline(graph_def, outputs, options, input_names=input_names)
     feeds = _test_feeds(graph_def, input_names)
+    _check_feed_shapes(graph_def, feeds)
+    quantized, report = run_pipeline(graph_def, outputs, options, input_names=input_names)
     print(report.summary())
     print(format_errors(compare_graphs(graph_def, quantized, outputs, feeds)))
     if FLAGS.output:
@@ -126,6 +129,15 @@ def _test_feeds(graph_def, input_names):
                                      % FLAGS.test_input_dims)
         return random_feeds(graph_def, input_names, dims)
     raise QuantizeGraphError("mode test needs --test_input or --test_input_dims")
+
+
+def _check_feed_shapes(graph_def, feeds):
+    for name, (shape, _) in placeholder_shapes(graph_def, list(feeds)).items():
+        got = np.shape(feeds[name])
+        if shape is not None and (len(shape) != len(got) or any(
+                d is not None and d != g for d, g in zip(shape, got))):
+            raise QuantizeGraphError("test input for '%s' has shape %s but the graph expects %s" % (
+                name, ",".join(map(str, got)), ",".join("?" if d is None else str(d) for d in shape)))
 
 
 def _load_test_input(path, input_names):
@@ -156,16 +168,28 @@ def _print_report(result, report):
         FLAGS.output, out_size, 100.0 * out_size / in_size, in_size))
 
 
+def _fail(message):
+    print("%s: error: %s" % (PROG, " ".join(str(message).splitlines())), file=sys.stderr)
+    sys.exit(1)
+
+
+def _parse_flags(argv):
+    """absl's parser, but a bad flag is reported on one line like every other error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail("%s (see --helpfull)" % e)
+
+
 def _main_with_errors(argv):
     try:
         main(argv)
     except QuantizeGraphError as e:
-        print("%s: error: %s" % (PROG, e), file=sys.stderr)
-        sys.exit(1)
+        _fail(e)
 
 
 def run():
-    app.run(_main_with_errors)
+    app.run(_main_with_errors, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,23 @@ def weight_range(values):
 
 
 def quantize_to_quint8(values, lo, hi, mode="MIN_FIRST"):
-    """Runs TF's own QuantizeV2 so offline and run-time quantization agree bit for bit."""
-    q, qmin, qmax = tf.raw_ops.QuantizeV2(input=tf.constant(values, tf.float32), min_range=lo,
-                                          max_range=hi, T=tf.quint8, mode=mode)
-    return q.numpy(), float(qmin.numpy()), float(qmax.numpy())
+    """Runs TF's own QuantizeV2 so offline and run-time quantization agree bit for bit.
+
+    Works whatever the caller's context: inside `with tf.Graph().as_default()` (as 2016-era
+    scripts do) it still runs eagerly, and with eager execution disabled it uses a session.
+    """
+    def quantize():
+        return tf.raw_ops.QuantizeV2(input=tf.constant(values, tf.float32), min_range=lo,
+                                     max_range=hi, T=tf.quint8, mode=mode)
+    with tf.init_scope():
+        if tf.executing_eagerly():
+            q, qmin, qmax = [t.numpy() for t in quantize()]
+            return q, float(qmin), float(qmax)
+    with tf.Graph().as_default() as graph:
+        outputs = quantize()
+    with tf.compat.v1.Session(graph=graph) as session:
+        q, qmin, qmax = session.run(outputs)
+    return q, float(qmin), float(qmax)
 
 
 def quantize_weight_eightbit(input_node, quantization_mode):

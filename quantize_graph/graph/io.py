@@ -52,26 +52,42 @@ def _parse_text(data, graph_def):
     return all(n.op and n.name for n in graph_def.node)
 
 
-def save_graph_def(graph_def, path, input_path=None, as_text=None):
-    """Writes to a temporary file beside `path` and renames it, so no partial file is ever left."""
+def check_output_path(path, input_path=None):
+    """Raises a one-line error if `path` can't be written without harming the input."""
     if not path:
         raise QuantizeGraphError("no output path given (--output)")
-    if input_path and os.path.exists(path) and os.path.samefile(path, input_path):
-        raise QuantizeGraphError("output '%s' is the input file; refusing to overwrite it" % path)
-    if input_path and os.path.abspath(path) == os.path.abspath(input_path):
+    if os.path.isdir(path):
+        raise QuantizeGraphError("output '%s' is a directory, not a file" % path)
+    if input_path and (os.path.abspath(path) == os.path.abspath(input_path) or (
+            os.path.exists(path) and os.path.exists(input_path) and os.path.samefile(path, input_path))):
         raise QuantizeGraphError("output '%s' is the input file; refusing to overwrite it" % path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise QuantizeGraphError("output directory '%s' does not exist" % directory)
+
+
+def save_graph_def(graph_def, path, input_path=None, as_text=None):
+    """Writes to a temporary file beside `path` and renames it, so no partial file is ever left."""
+    check_output_path(path, input_path)
     if as_text is None:
         as_text = path.endswith((".pbtxt", ".txt"))
     data = text_format.MessageToString(graph_def).encode() if as_text else graph_def.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pb", dir=directory)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pb", dir=os.path.dirname(os.path.abspath(path)))
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise QuantizeGraphError("cannot write output '%s': %s" % (path, e.strerror or e))
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
