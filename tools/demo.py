@@ -213,10 +213,10 @@ def main():
     for key in ("float", "eightbit"):
         print("%-9s %7d bytes  %s" % (key, os.path.getsize(paths[key]), rel(paths[key])))
     _, _, x_test, y_test = load_digits_split()
+    section("4. label_image --top_k=3 on %s (true digit: %d)" % (rel(paths["sample"]), y_test[0]))
     for key in ("float", "eightbit"):
-        section("4. label_image, %s graph, %s (true digit: %d)"
-                % (key, rel(paths["sample"]), y_test[0]))
-        print(label_sample(paths, key).rstrip())
+        print("%s graph:" % key)
+        print("  " + label_sample(paths, key).rstrip().replace("\n", "\n  "))
     section("5. Held-out accuracy")
     compare_accuracy(paths, x_test, y_test)
 
