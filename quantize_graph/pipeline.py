@@ -16,7 +16,11 @@ from quantize_graph.passes.quantized_input import quantize_placeholders
 from quantize_graph.passes.simulate import quantize_dequantize_graph, round_graph
 from quantize_graph.passes.strip_redundant import strip_redundant_quantization
 from quantize_graph.passes.weights import quantize_weights, round_weights
-from quantize_graph.targets import lower, refine
+from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
+from quantize_graph.calibrate import calibrate
+from quantize_graph.calibration_data import batches
+from quantize_graph.runner import placeholder_shapes
+from quantize_graph.targets import lower, range_tensors, refine
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
 TARGETS = ("reference",)
@@ -32,6 +36,12 @@ class Options:
     excluded_ops: tuple = ()
     excluded_nodes: tuple = ()
     target: str = "reference"
+    # Calibration (eightbit): sample inputs {input node name: array}, or ranges saved before.
+    calibration_inputs: dict = None
+    calibration_method: str = "minmax"
+    calibration_percentile: float = 99.99
+    ranges: dict = None                       # {tensor: (min, max)}, e.g. from --ranges_in
+    progress: object = None                   # callable(total, label) -> bar with update()/close()
 
 
 @dataclasses.dataclass
@@ -40,6 +50,7 @@ class Report:
     target: str
     quantized: list = dataclasses.field(default_factory=list)      # names lowered to 8 bits
     stayed_float: dict = dataclasses.field(default_factory=dict)   # name -> (op, reason)
+    ranges: dict = None                                            # the ranges frozen in
 
     def summary(self):
         if self.mode not in ("eightbit", "test"):
@@ -68,6 +79,9 @@ def validate_options(options):
                       ("quantized_fallback", options.fallback_range)):
         if rng is not None and not rng[0] < rng[1]:
             raise QuantizeGraphError("--%s_min must be below --%s_max (got %g, %g)" % (flag, flag, rng[0], rng[1]))
+    if options.calibration_method not in CALIBRATION_METHODS:
+        raise QuantizeGraphError("unknown calibration method '%s'; expected one of %s"
+                                 % (options.calibration_method, ", ".join(CALIBRATION_METHODS)))
     if options.quantized_input_range is not None and options.mode != "eightbit":
         raise QuantizeGraphError("--quantized_input only applies to mode eightbit")
 
@@ -83,6 +97,35 @@ def check_graph(graph_def, output_names, input_names):
     inputs = strip_output_names(input_names) if input_names else graph_placeholders(graph_def)
     index.require(inputs, "input node")
     return outputs, inputs
+
+
+def _ranges(graph_def, quantize_names, options):
+    """The calibrate stage: ranges given, or measured on the calibration inputs, or None."""
+    tensors = range_tensors(graph_def, quantize_names)
+    if options.ranges is not None:
+        missing = [t for t in tensors if t not in options.ranges]
+        if missing:
+            raise QuantizeGraphError("the ranges file has no range for tensor '%s' (made for "
+                                     "another graph or other options?)" % missing[0])
+        return {t: options.ranges[t] for t in tensors}
+    if not options.calibration_inputs:
+        return None
+    count = min(len(a) for a in options.calibration_inputs.values())
+    batch = calibration_batch_size(graph_def, list(options.calibration_inputs))
+    bar = options.progress(count, "calibrating") if options.progress else None
+    try:
+        return calibrate(graph_def, tensors, batches(options.calibration_inputs, batch),
+                         options.calibration_method, options.calibration_percentile, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def calibration_batch_size(graph_def, input_names, preferred=8):
+    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1)."""
+    shapes = placeholder_shapes(graph_def, input_names)
+    fixed = {s[0] for s, _ in shapes.values() if s and s[0] is not None}
+    return fixed.pop() if len(fixed) == 1 else preferred
 
 
 def run_pipeline(graph_def, output_names, options, input_names=None):
@@ -108,7 +151,8 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         if mode == "round":
             g = round_graph(g, decision.quantized, options.bitdepth)
         else:
-            g = lower(options.target, g, decision.quantized, options.fallback_range)
+            report.ranges = _ranges(g, decision.quantized, options)
+            g = lower(options.target, g, decision.quantized, options.fallback_range, report.ranges)
             if options.quantized_input_range is not None:
                 g = quantize_placeholders(g, inputs, options.quantized_input_range)
             if options.strip_redundant_quantization:

@@ -6,15 +6,16 @@ RequantizationRange + Requantize; every op ends in a Dequantize that carries the
 node's name, so float readers are unaffected. Dequantize -> QuantizeV2 pairs between two
 quantized ops are removed afterwards by passes/strip_redundant.py.
 
-Ranges: measured at run time (Min/Max reductions, RequantizationRange), unless a fallback
-range is given (constants) or a FakeQuant node next to the tensor gives one (it wins).
+Ranges, first that applies: a FakeQuant node next to the tensor (quantization-aware
+training); calibrated ranges (frozen as constants); the fallback range; else measured at run
+time (Min/Max reductions, RequantizationRange).
 """
 import numpy as np
 import tensorflow as tf
 
 from quantize_graph.graph.edit import NameAllocator, graph_with_nodes
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import split_input, tensor_name, unique_node_name_from_input
+from quantize_graph.graph.names import canonical_input, split_input, tensor_name, unique_node_name_from_input
 from quantize_graph.graph.nodes import (const_value, create_node, make_const, set_attr_bool,
                                         set_attr_dtype, set_attr_string)
 from quantize_graph.ops.registry import handler
@@ -42,11 +43,12 @@ class ReferenceLowering:
     target = "reference"
     mode = "MIN_FIRST"
 
-    def __init__(self, graph_def, fallback_range=None):
+    def __init__(self, graph_def, fallback_range=None, ranges=None):
         self.graph_def = graph_def
         self.index = GraphIndex(graph_def)
         self.names = NameAllocator(graph_def)
         self.fallback_range = fallback_range
+        self.ranges = ranges or {}
         self.new_nodes = []
         self._weights = {}  # float Const name -> (q, min, max) names, shared by readers
 
@@ -86,8 +88,9 @@ class ReferenceLowering:
             return self._quantized_weight(src)
         tag = unique_node_name_from_input(inp)
         fixed = fake_quant_range(src, self.index) if src.op in _FAKE_QUANT else None
-        if fixed is None and self.fallback_range is not None:
-            fixed = self.fallback_range
+        if fixed is None:
+            fixed = self.ranges.get(canonical_input(inp), self.fallback_range)
+            fixed = clamp_range(fixed, ACTIVATION_RANGES.get(node.op))
         if fixed is not None:
             lo = self.const("%s_eightbit_min_%s" % (node.name, tag), fixed[0])
             hi = self.const("%s_eightbit_max_%s" % (node.name, tag), fixed[1])
@@ -140,6 +143,7 @@ class ReferenceLowering:
             return
         fixed = self._output_range(node)
         if fixed is not None:
+            fixed = clamp_range(fixed, self._reader_activation_range(node))
             lo = self.const(node.name + "_eightbit_requant_min", fixed[0])
             hi = self.const(node.name + "_eightbit_requant_max", fixed[1])
         else:
@@ -189,13 +193,14 @@ class ReferenceLowering:
         return n.name
 
     def _output_range(self, node):
-        """A fixed range for the node's result: a FakeQuant reading it, else the fallback."""
+        """A fixed range for the node's result: a FakeQuant reading it, else the calibrated
+        range, else the fallback."""
         readers = self.index.data_consumers(node.name)
         if len(readers) == 1 and readers[0][0].op in _FAKE_QUANT and readers[0][1] == 0:
             fixed = fake_quant_range(readers[0][0], self.index)
             if fixed is not None:
                 return fixed
-        return self.fallback_range
+        return self.ranges.get(node.name, self.fallback_range)
 
 
 def refine_reference(graph_def, decision):
@@ -220,6 +225,14 @@ def refine_reference(graph_def, decision):
     return decision
 
 
-def lower_reference(graph_def, quantize_names, fallback_range=None):
-    return ReferenceLowering(graph_def, fallback_range).lower(quantize_names)
+def clamp_range(rng, keep):
+    """`rng` narrowed to what an activation keeps ((0, None) for Relu, (0, 6) for Relu6)."""
+    if rng is None or keep is None:
+        return rng
+    hi = rng[1] if keep[1] is None else min(rng[1], keep[1])
+    return keep[0], max(hi, 1e-3)
+
+
+def lower_reference(graph_def, quantize_names, fallback_range=None, ranges=None):
+    return ReferenceLowering(graph_def, fallback_range, ranges).lower(quantize_names)
 

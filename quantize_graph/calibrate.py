@@ -1,0 +1,160 @@
+"""The calibrate stage: run the float graph on sample inputs and choose each tensor's range.
+
+Methods (as in ONNX Runtime and TensorRT):
+  minmax      the smallest and largest value seen;
+  percentile  clip |x| at the given percentile of all values seen;
+  entropy     the clipping threshold whose 8-bit histogram is closest (KL divergence) to the
+              float histogram of |x| (TensorRT's entropy calibration).
+A tensor whose values are all >= 0 gets [0, t]; otherwise [max(min, -t), min(max, t)].
+"""
+import hashlib
+import json
+import math
+
+import numpy as np
+
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.graph.names import ensure_tensor_name_has_port
+from quantize_graph.runner import GraphRunner
+
+METHODS = ("minmax", "percentile", "entropy")
+BINS = 2048
+
+
+class TensorStats:
+    """Min/max (pass 1) and a histogram of |x| over [0, absmax] (pass 2) of one tensor."""
+
+    def __init__(self):
+        self.min, self.max = math.inf, -math.inf
+        self.hist = None
+
+    @property
+    def absmax(self):
+        return max(abs(self.min), abs(self.max))
+
+    def add_range(self, values):
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
+
+    def add_histogram(self, values):
+        top = self.absmax or 1.0
+        hist, _ = np.histogram(np.abs(values), bins=BINS, range=(0.0, top))
+        self.hist = hist if self.hist is None else self.hist + hist
+
+
+def choose_range(stats, method="minmax", percentile=99.99):
+    """(lo, hi) for one tensor's stats; never an empty range."""
+    if method not in METHODS:
+        raise QuantizeGraphError("unknown calibration method '%s'; expected one of %s"
+                                 % (method, ", ".join(METHODS)))
+    lo, hi = stats.min, stats.max
+    if method != "minmax" and stats.hist is not None and stats.absmax > 0:
+        width = stats.absmax / BINS
+        if method == "percentile":
+            bins = _percentile_bins(stats.hist, percentile)
+        else:
+            bins = _entropy_bins(stats.hist, levels=255 if lo >= 0 else 128)
+        threshold = bins * width
+        lo, hi = max(lo, -threshold), min(hi, threshold)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)  # 8-bit ranges always hold zero exactly
+    if hi - lo < 1e-6:
+        hi = lo + 1e-6
+    return lo, hi
+
+
+def _percentile_bins(hist, percentile):
+    if not 0 < percentile <= 100:
+        raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g" % percentile)
+    cumulative = np.cumsum(hist)
+    return int(np.searchsorted(cumulative, cumulative[-1] * percentile / 100.0)) + 1
+
+
+def _entropy_bins(hist, levels, stride=8):
+    """Number of histogram bins to keep: the one minimising KL(float || quantized)."""
+    hist = hist.astype(np.float64)
+    best, best_bins = math.inf, len(hist)
+    for bins in range(levels, len(hist) + 1, stride):
+        reference = hist[:bins].copy()
+        reference[-1] += hist[bins:].sum()  # clipped values land in the last kept bin
+        quantized = _expand(hist[:bins], levels)
+        divergence = _kl(reference, quantized)
+        if divergence < best:
+            best, best_bins = divergence, bins
+    return best_bins
+
+
+def _expand(hist, levels):
+    """Merges `hist` into `levels` buckets, then spreads each back over its non-empty bins."""
+    edges = np.linspace(0, len(hist), levels + 1).astype(np.int64)
+    sums = np.add.reduceat(hist, edges[:-1])
+    nonzero = np.add.reduceat((hist > 0).astype(np.float64), edges[:-1])
+    per_bin = np.divide(sums, nonzero, out=np.zeros_like(sums), where=nonzero > 0)
+    return np.where(hist > 0, np.repeat(per_bin, np.diff(edges)), 0.0)
+
+
+def _kl(p, q):
+    p, q = p / p.sum(), q / max(q.sum(), 1e-12)
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / np.maximum(q[mask], 1e-12))))
+
+
+def collect_stats(graph_def, tensors, batches, method="minmax", progress=None):
+    """Runs the graph over `batches` ([{input tensor: array}]) and returns {tensor: TensorStats}.
+
+    minmax needs one pass; percentile and entropy a second one, for histograms over the
+    ranges the first pass found.
+    """
+    stats = {t: TensorStats() for t in tensors}
+    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
+    passes = 1 if method == "minmax" else 2
+    with GraphRunner(graph_def) as runner:
+        for pass_index in range(passes):
+            for feeds in batches:
+                for name, value in zip(tensors, runner.run(fetches, feeds)):
+                    if pass_index == 0:
+                        stats[name].add_range(value)
+                    else:
+                        stats[name].add_histogram(value)
+                if progress is not None:
+                    progress.update(len(next(iter(feeds.values()))) / passes)
+    return stats
+
+
+def calibrate(graph_def, tensors, batches, method="minmax", percentile=99.99, progress=None):
+    """{tensor name: (min, max)} for `tensors` of the float graph."""
+    stats = collect_stats(graph_def, tensors, batches, method, progress)
+    return {t: choose_range(s, method, percentile) for t, s in stats.items()}
+
+
+def fingerprint(arrays):
+    """A short hash of the calibration inputs, to tell which data a ranges file came from."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_ranges(path, ranges, method, data_fingerprint, size, percentile=None):
+    doc = {"method": method, "percentile": percentile if method == "percentile" else None,
+           "calibration_size": size, "fingerprint": data_fingerprint,
+           "ranges": {t: [float(lo), float(hi)] for t, (lo, hi) in sorted(ranges.items())}}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+
+
+def load_ranges(path):
+    """{tensor: (min, max)} from a --ranges_out file."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        ranges = {t: (float(lo), float(hi)) for t, (lo, hi) in doc["ranges"].items()}
+    except OSError as e:
+        raise QuantizeGraphError("cannot read ranges file '%s': %s" % (path, e.strerror))
+    except (ValueError, KeyError, TypeError):
+        raise QuantizeGraphError("ranges file '%s' is not a quantize_graph ranges JSON" % path)
+    for t, (lo, hi) in ranges.items():
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise QuantizeGraphError("ranges file '%s': tensor '%s' has a bad range [%g, %g]"
+                                     % (path, t, lo, hi))
+    return ranges

@@ -1,0 +1,61 @@
+"""Calibration inputs: a folder of images (read recursively, sorted) or a .npy/.npz of arrays."""
+import collections
+import os
+
+import numpy as np
+
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.preprocess import list_images, read_image
+
+Preprocessing = collections.namedtuple("Preprocessing", ["height", "width", "mean", "std", "crop_fraction"])
+DEFAULT_CROP = 0.875
+
+
+def load_calibration_inputs(path, input_names, size, preprocessing, progress=None):
+    """{input name: array of `size` (or fewer) examples} from a folder or a .npy/.npz file."""
+    if not path or not os.path.exists(path):
+        raise QuantizeGraphError("calibration data '%s' does not exist" % path)
+    if size < 1:
+        raise QuantizeGraphError("--calibration_size must be at least 1, got %d" % size)
+    if os.path.isdir(path):
+        if len(input_names) != 1:
+            raise QuantizeGraphError("a folder of images can only feed a graph with one input; "
+                                     "this one has %d (%s): use a .npz" % (len(input_names), ", ".join(input_names)))
+        files = list_images(path)[:size]
+        if not files:
+            raise QuantizeGraphError("calibration folder '%s' holds no images" % path)
+        images = []
+        for f in files:
+            images.append(read_image(f, *preprocessing))
+            if progress is not None:
+                progress.update(1)
+        return {input_names[0]: np.stack(images)}
+    return _load_arrays(path, input_names, size)
+
+
+def _load_arrays(path, input_names, size):
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as e:
+        raise QuantizeGraphError("cannot read calibration data '%s': %s" % (path, e))
+    if isinstance(data, np.ndarray):
+        if len(input_names) != 1:
+            raise QuantizeGraphError("a .npy feeds one input but the graph has %d (%s); use a .npz"
+                                     % (len(input_names), ", ".join(input_names)))
+        return {input_names[0]: data[:size]}
+    missing = [n for n in input_names if n not in data.files]
+    if missing:
+        raise QuantizeGraphError("calibration data '%s' has no array for input '%s'" % (path, missing[0]))
+    return {n: data[n][:size] for n in input_names}
+
+
+def batches(inputs, batch_size):
+    """[{"name:0": array}] slices of the inputs, `batch_size` examples each."""
+    count = min(len(a) for a in inputs.values())
+    return [{name + ":0": a[i:i + batch_size] for name, a in inputs.items()}
+            for i in range(0, count, batch_size)]
+
+
+def split(inputs, count):
+    """(the first `count` examples, the rest): calibration set and held-out set."""
+    return ({n: a[:count] for n, a in inputs.items()}, {n: a[count:] for n, a in inputs.items()})
