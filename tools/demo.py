@@ -143,16 +143,22 @@ def demo_paths(out_dir):
             "labels": os.path.join(out_dir, LABELS)}
 
 
-def run_tool(name, args):
-    """Runs a console script from this Python's virtualenv; returns its stdout, exits on failure."""
+def start_tool(name, args):
+    """Starts a console script from this Python's virtualenv, capturing its output."""
     script = os.path.join(os.path.dirname(sys.executable), name)
     if not os.path.exists(script):
         sys.exit("demo: '%s' is not installed beside %s (run `make demo`)" % (name, sys.executable))
-    result = subprocess.run([script] + args, capture_output=True, text=True, cwd=REPO_ROOT)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        sys.exit("demo: %s failed (exit %d)" % (name, result.returncode))
-    return result.stdout
+    return subprocess.Popen([script] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO_ROOT)
+
+
+def finish_tool(name, process):
+    """Waits for a started tool; returns its stdout, or shows its output and exits on failure."""
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        sys.stderr.write(stdout + stderr)
+        sys.exit("demo: %s failed (exit %d)" % (name, process.returncode))
+    return stdout
 
 
 def section(title):
@@ -178,13 +184,14 @@ def ensure_eightbit_graph(paths):
         print("reusing %s" % rel(paths["eightbit"]))
         return
     start = time.time()
-    run_tool("quantize_graph", ["--input=" + paths["float"], "--output=" + paths["eightbit"],
-                                "--mode=eightbit", "--output_node_names=" + OUTPUT_NAME])
+    finish_tool("quantize_graph", start_tool("quantize_graph", [
+        "--input=" + paths["float"], "--output=" + paths["eightbit"], "--mode=eightbit",
+        "--output_node_names=" + OUTPUT_NAME]))
     print("quantize_graph --mode=eightbit: %.1f s" % (time.time() - start))
 
 
-def label_sample(paths, graph_key):
-    return run_tool("label_image", [
+def start_label_image(paths, graph_key):
+    return start_tool("label_image", [
         "--graph=" + paths[graph_key], "--image=" + paths["sample"], "--labels=" + paths["labels"],
         "--input_layer=" + INPUT_NAME, "--output_layer=" + OUTPUT_NAME,
         "--input_height=%d" % IMAGE_SIZE, "--input_width=%d" % IMAGE_SIZE,
@@ -214,9 +221,11 @@ def main():
         print("%-9s %7d bytes  %s" % (key, os.path.getsize(paths[key]), rel(paths[key])))
     _, _, x_test, y_test = load_digits_split()
     section("4. label_image --top_k=3 on %s (true digit: %d)" % (rel(paths["sample"]), y_test[0]))
-    for key in ("float", "eightbit"):
+    # Both runs start at once: each spends most of its time importing TensorFlow.
+    runs = {key: start_label_image(paths, key) for key in ("float", "eightbit")}
+    for key, process in runs.items():
         print("%s graph:" % key)
-        print("  " + label_sample(paths, key).rstrip().replace("\n", "\n  "))
+        print("  " + finish_tool("label_image", process).rstrip().replace("\n", "\n  "))
     section("5. Held-out accuracy")
     compare_accuracy(paths, x_test, y_test)
 
