@@ -93,9 +93,18 @@ def _expand(hist, levels):
 
 
 def _kl(p, q):
-    p, q = p / p.sum(), q / max(q.sum(), 1e-12)
-    mask = p > 0
-    return float(np.sum(p[mask] * np.log(p[mask] / np.maximum(q[mask], 1e-12))))
+    p, q = _smooth(p / p.sum()), _smooth(q / max(q.sum(), 1e-12))
+    return float(np.sum(p * np.log(p / q)))
+
+
+def _smooth(dist, eps=1e-4):
+    """Gives empty bins a little mass, taken from the others, so the divergence stays finite;
+    otherwise an outlier that happens to fall in the last kept bin decides the threshold."""
+    zeros = dist == 0
+    if zeros.all() or not zeros.any():
+        return np.where(zeros, eps, dist)
+    taken = eps * zeros.sum() / (~zeros).sum()
+    return np.where(zeros, eps, dist - taken).clip(min=eps * 1e-3)
 
 
 def collect_stats(graph_def, tensors, batches, method="minmax", progress=None):

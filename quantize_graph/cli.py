@@ -9,11 +9,14 @@ import numpy as np
 from absl import app, flags
 
 from quantize_graph import legacy
+from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
+from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_calibration_inputs
 from quantize_graph.compare import compare_graphs, format_errors, random_feeds
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, load_graph_def, save_graph_def
 from quantize_graph.graph.names import strip_output_names
 from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline, validate_options
+from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 
 FLAGS = flags.FLAGS
@@ -49,6 +52,21 @@ flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input) or .npz (ke
 flags.DEFINE_string("test_input_dims", "", "Mode test: shape of random inputs, e.g. 1,224,224,3; "
                     "one shape per input separated by ':' (default: the Placeholders' shapes).")
 
+# Calibration (issue 3): ranges measured on sample inputs and frozen into the graph.
+flags.DEFINE_string("calibration_data", "", "Folder of images (read recursively, sorted) or a "
+                    ".npy/.npz of input arrays; ranges are measured on it and frozen in.")
+flags.DEFINE_integer("calibration_size", 100, "How many calibration examples to use (the first N).")
+flags.DEFINE_enum("calibration_method", "minmax", ["minmax", "percentile", "entropy"],
+                  "How a tensor's range is chosen from the values seen.")
+flags.DEFINE_float("calibration_percentile", 99.99, "Percentile of |x| kept by --calibration_method=percentile.")
+flags.DEFINE_integer("input_height", None, "Calibration images: height (default: the input's static height).")
+flags.DEFINE_integer("input_width", None, "Calibration images: width (default: the input's static width).")
+flags.DEFINE_float("input_mean", 0.0, "Calibration images: subtracted from each 0..255 pixel (as label_image).")
+flags.DEFINE_float("input_std", 255.0, "Calibration images: divides each pixel after the mean (as label_image).")
+flags.DEFINE_float("crop_fraction", DEFAULT_CROP, "Calibration images: central crop kept before resizing.")
+flags.DEFINE_string("ranges_out", "", "Write the ranges used (JSON: tensor -> [min, max], method, data fingerprint).")
+flags.DEFINE_string("ranges_in", "", "Read ranges from a --ranges_out file instead of calibrating.")
+
 PROG = "quantize_graph"
 
 
@@ -65,9 +83,40 @@ def main(argv):
     if options.mode == "test":
         _run_test_mode(graph_def, outputs, inputs, options)
         return
+    data_print = _add_calibration(graph_def, outputs, inputs, options)
     result, report = run_pipeline(graph_def, outputs, options, input_names=inputs)
     save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
+    if FLAGS.ranges_out and report.ranges:
+        save_ranges(FLAGS.ranges_out, report.ranges, FLAGS.calibration_method, data_print,
+                    FLAGS.calibration_size, FLAGS.calibration_percentile)
     _print_report(result, report)
+
+
+def _add_calibration(graph_def, outputs, inputs, options):
+    """Fills the options' calibration inputs or ranges from the flags; returns the data's
+    fingerprint (None without calibration data)."""
+    if FLAGS.ranges_in:
+        options.ranges = load_ranges(FLAGS.ranges_in)
+        return None
+    if not FLAGS.calibration_data:
+        return None
+    _, input_names = check_graph(graph_def, outputs, inputs)
+    shapes = placeholder_shapes(graph_def, input_names)
+    shape = shapes[input_names[0]][0] or [None] * 4
+    height = FLAGS.input_height or (shape[1] if len(shape) == 4 and shape[1] else 224)
+    width = FLAGS.input_width or (shape[2] if len(shape) == 4 and shape[2] else 224)
+    preprocessing = Preprocessing(height, width, FLAGS.input_mean, FLAGS.input_std, FLAGS.crop_fraction)
+    bar = ProgressBar(FLAGS.calibration_size, "reading calibration data")
+    try:
+        data = load_calibration_inputs(FLAGS.calibration_data, input_names, FLAGS.calibration_size,
+                                       preprocessing, progress=bar)
+    finally:
+        bar.close()
+    options.calibration_inputs = data
+    options.calibration_method = FLAGS.calibration_method
+    options.calibration_percentile = FLAGS.calibration_percentile
+    options.progress = ProgressBar
+    return fingerprint([data[n] for n in input_names])
 
 
 def _check_paths():
