@@ -12,6 +12,8 @@ setup(
         "console_scripts": [
             "quantize_graph=quantize_graph.cli:run",
             "label_image=quantize_graph.tools.label_image:run",
+            "benchmark_graph=quantize_graph.tools.benchmark_graph:run",
+            "evaluate_graph=quantize_graph.tools.evaluate_graph:run",
         ]
     },
 )
