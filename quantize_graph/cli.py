@@ -18,6 +18,7 @@ from quantize_graph.graph.names import strip_output_names
 from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline, validate_options
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
+from quantize_graph.sensitivity import format_report
 
 FLAGS = flags.FLAGS
 
@@ -67,6 +68,13 @@ flags.DEFINE_float("crop_fraction", DEFAULT_CROP, "Calibration images: central c
 flags.DEFINE_string("ranges_out", "", "Write the ranges used (JSON: tensor -> [min, max], method, data fingerprint).")
 flags.DEFINE_string("ranges_in", "", "Read ranges from a --ranges_out file instead of calibrating.")
 
+flags.DEFINE_float("max_relative_error", None, "Keep the fewest, most sensitive layers float so that "
+                   "the first output's relative error on held-out calibration inputs is at most this.")
+flags.DEFINE_float("min_top1_agreement", None, "Keep the fewest, most sensitive layers float so that "
+                   "top-1 agreement with float on held-out calibration inputs is at least this (0..1).")
+flags.DEFINE_string("report", "", "Write a per-layer error table (layer, op, range, SQNR) to this "
+                    "file: JSON if it ends in .json, else markdown. Needs --calibration_data.")
+
 PROG = "quantize_graph"
 
 
@@ -86,10 +94,22 @@ def main(argv):
     data_print = _add_calibration(graph_def, outputs, inputs, options)
     result, report = run_pipeline(graph_def, outputs, options, input_names=inputs)
     save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
+    if FLAGS.report and report.layers is not None:
+        _write_report(report)
     if FLAGS.ranges_out and report.ranges:
         save_ranges(FLAGS.ranges_out, report.ranges, FLAGS.calibration_method, data_print,
                     FLAGS.calibration_size, FLAGS.calibration_percentile)
     _print_report(result, report)
+
+
+def _write_report(report):
+    err = report.held_out_error
+    summary = "Held-out relative error %.4g, top-1 agreement %.1f%%; %d layers kept float by " \
+              "the fallback%s." % (err.relative_error, 100 * err.top1_agreement, len(report.fallback or []),
+                                   (": " + ", ".join(report.fallback)) if report.fallback else "")
+    fmt = "json" if FLAGS.report.endswith(".json") else "markdown"
+    with open(FLAGS.report, "w") as f:
+        f.write(format_report(report.layers, fmt, summary))
 
 
 def _add_calibration(graph_def, outputs, inputs, options):
@@ -116,6 +136,9 @@ def _add_calibration(graph_def, outputs, inputs, options):
     options.calibration_method = FLAGS.calibration_method
     options.calibration_percentile = FLAGS.calibration_percentile
     options.progress = ProgressBar
+    options.max_relative_error = FLAGS.max_relative_error
+    options.min_top1_agreement = FLAGS.min_top1_agreement
+    options.layer_report = bool(FLAGS.report)
     return fingerprint([data[n] for n in input_names])
 
 
@@ -213,6 +236,13 @@ def _print_report(result, report):
         for name, (op, why) in sorted(report.stayed_float.items()):
             print("float: %s (%s): %s" % (name, op, why))
     print(report.summary())
+    if report.fallback is not None:
+        print("accuracy fallback kept %d layers float: %s" % (
+            len(report.fallback), ", ".join(report.fallback) or "none needed"))
+    if report.held_out_error is not None:
+        err = report.held_out_error
+        print("held-out inputs: relative error %.4g, top-1 agreement %.1f%%" % (
+            err.relative_error, 100 * err.top1_agreement))
     print("wrote %s: %d bytes (%.1f%% of the input's %d bytes)" % (
         FLAGS.output, out_size, 100.0 * out_size / in_size, in_size))
 

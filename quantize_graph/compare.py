@@ -41,13 +41,15 @@ def random_feeds(graph_def, input_names, dims_list, seed=0):
     return feeds
 
 
-def compare_graphs(reference_graph, other_graph, output_names, feeds):
-    """[OutputError] per output, running both graphs on `feeds` ({input node name: array})."""
+def compare_graphs(reference_graph, other_graph, output_names, feeds, batch=None):
+    """[OutputError] per output, running both graphs on `feeds` ({input node name: array}),
+    `batch` examples at a time (default: all at once)."""
     fetches = [ensure_tensor_name_has_port(o) for o in output_names]
     tensors = {ensure_tensor_name_has_port(k): v for k, v in feeds.items()}
+    batch = batch or min(len(v) for v in tensors.values())
     with GraphRunner(reference_graph) as a, GraphRunner(other_graph) as b:
-        ref = a.run(fetches, tensors)
-        oth = b.run(fetches, tensors)
+        ref = a.run_batched(fetches, tensors, batch)
+        oth = b.run_batched(fetches, tensors, batch)
     return [output_errors(n, r, o) for n, r, o in zip(output_names, ref, oth)]
 
 

@@ -18,7 +18,9 @@ from quantize_graph.passes.strip_redundant import strip_redundant_quantization
 from quantize_graph.passes.weights import quantize_weights, round_weights
 from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
 from quantize_graph.calibrate import calibrate
-from quantize_graph.calibration_data import batches
+from quantize_graph.calibration_data import batches, split
+from quantize_graph.compare import compare_graphs
+from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.targets import lower, range_tensors, refine
 
@@ -42,6 +44,10 @@ class Options:
     calibration_percentile: float = 99.99
     ranges: dict = None                       # {tensor: (min, max)}, e.g. from --ranges_in
     progress: object = None                   # callable(total, label) -> bar with update()/close()
+    # Accuracy levers, measured on held-out calibration inputs.
+    max_relative_error: float = None          # keep the fewest, worst layers float to meet these
+    min_top1_agreement: float = None
+    layer_report: bool = False                # fill Report.layers (per-layer SQNR)
 
 
 @dataclasses.dataclass
@@ -51,6 +57,9 @@ class Report:
     quantized: list = dataclasses.field(default_factory=list)      # names lowered to 8 bits
     stayed_float: dict = dataclasses.field(default_factory=dict)   # name -> (op, reason)
     ranges: dict = None                                            # the ranges frozen in
+    layers: list = None                                            # [sensitivity.LayerError]
+    fallback: list = None                                          # layers kept float to meet goals
+    held_out_error: object = None                                  # compare.OutputError, held-out
 
     def summary(self):
         if self.mode not in ("eightbit", "test"):
@@ -151,10 +160,74 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         if mode == "round":
             g = round_graph(g, decision.quantized, options.bitdepth)
         else:
-            report.ranges = _ranges(g, decision.quantized, options)
-            g = lower(options.target, g, decision.quantized, options.fallback_range, report.ranges)
-            if options.quantized_input_range is not None:
-                g = quantize_placeholders(g, inputs, options.quantized_input_range)
-            if options.strip_redundant_quantization:
-                g = strip_redundant_quantization(g)
+            g = _eightbit(g, decision, options, inputs, outputs, report)
     return prune(g, outputs, keep=inputs), report
+
+
+def _eightbit(g, decision, options, inputs, outputs, report):
+    """calibrate -> (per-layer report, float fallback) -> lower -> clean up."""
+    calibration, held_out = options.calibration_inputs, None
+    if options.layer_report or _has_accuracy_goal(options):
+        if not calibration:
+            raise QuantizeGraphError("--max_relative_error, --min_top1_agreement and --report "
+                                     "need calibration data (--calibration_data)")
+        calibration, held_out = split_held_out(calibration)
+    report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
+        options, calibration_inputs=calibration))
+
+    def build(quantized):
+        q = lower(options.target, g, quantized, options.fallback_range, report.ranges)
+        if options.quantized_input_range is not None:
+            q = quantize_placeholders(q, inputs, options.quantized_input_range)
+        if options.strip_redundant_quantization:
+            q = strip_redundant_quantization(q)
+        return prune(q, outputs, keep=inputs)
+
+    if held_out is None:
+        return build(decision.quantized)
+    feeds = {name + ":0": a for name, a in held_out.items()}
+    batch = calibration_batch_size(g, list(held_out))
+    report.layers = layer_errors(g, report.ranges, feeds, batch=batch)
+    if not _has_accuracy_goal(options):
+        q = build(decision.quantized)
+        report.held_out_error = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        return q
+    measured = {}
+
+    def meets(excluded):
+        q = build(decision.quantized - set(excluded))
+        err = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        measured[len(excluded)] = (q, err)
+        return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
+                and (options.min_top1_agreement is None
+                     or err.top1_agreement >= options.min_top1_agreement))
+
+    ranked = [r.layer for r in report.layers if r.layer in decision.quantized]
+    excluded, met = fewest_float_layers(ranked, meets)
+    q, report.held_out_error = measured[len(excluded)]
+    if not met:
+        raise QuantizeGraphError(
+            "the accuracy goal is not met even with every layer in float (held-out relative "
+            "error %.4g, top-1 agreement %.3f)" % (report.held_out_error.relative_error,
+                                                   report.held_out_error.top1_agreement))
+    ops = {n.name: n.op for n in g.node}
+    report.fallback = excluded
+    for name in excluded:
+        decision.quantized.discard(name)
+        report.stayed_float[name] = (ops[name], "kept float by the accuracy fallback")
+    report.quantized = sorted(decision.quantized)
+    return q
+
+
+def _has_accuracy_goal(options):
+    return options.max_relative_error is not None or options.min_top1_agreement is not None
+
+
+def split_held_out(inputs, fraction=0.2, minimum=4):
+    """(calibration part, held-out part): the last fifth (at least 4 examples) is held out."""
+    count = min(len(a) for a in inputs.values())
+    held = max(minimum, int(round(count * fraction)))
+    if count - held < 1:
+        raise QuantizeGraphError("need at least %d calibration examples to hold some out, got %d"
+                                 % (minimum + 1, count))
+    return split(inputs, count - held)

@@ -37,6 +37,14 @@ class GraphRunner:
         except tf.errors.OpError as e:
             raise QuantizeGraphError("running the graph failed: %s" % _first_line(e))
 
+    def run_batched(self, outputs, feeds, batch):
+        """Like run(), over `feeds` split into batches of `batch` examples; outputs concatenated
+        (graphs with a fixed batch size need this)."""
+        count = min(len(v) for v in feeds.values())
+        parts = [self.run(outputs, {k: v[i:i + batch] for k, v in feeds.items()})
+                 for i in range(0, count, batch)]
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(outputs))]
+
     def close(self):
         self.session.close()
 

@@ -1,0 +1,117 @@
+"""Where the quantization error comes from, and the automatic float fallback.
+
+The per-layer table measures, on held-out inputs run through the float graph, how much each
+quantized layer's result loses when rounded to 8 bits over its frozen range (SQNR, dB), and
+how much its weights lose (SQNR of the weight quantization the target uses). The fallback
+keeps in float the fewest layers, worst first, that bring the whole graph within the asked
+relative error / top-1 agreement, measured end to end on the same held-out inputs.
+"""
+import collections
+import json
+
+import numpy as np
+
+from quantize_graph.graph.index import GraphIndex
+from quantize_graph.graph.names import ensure_tensor_name_has_port
+from quantize_graph.graph.nodes import const_value
+from quantize_graph.runner import GraphRunner
+
+LayerError = collections.namedtuple("LayerError", ["layer", "op", "range", "activation_sqnr_db",
+                                                   "weight_sqnr_db"])
+WEIGHT_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
+
+
+def sqnr_db(signal, noise):
+    s, n = float(np.mean(np.square(signal))), float(np.mean(np.square(noise)))
+    if n == 0:
+        return float("inf")
+    return 10 * np.log10(max(s, 1e-30) / n)
+
+
+def fake_quantize(values, lo, hi, levels=255):
+    """Values rounded to `levels` steps over [lo, hi] and clipped (what 8 bits keep)."""
+    step = (hi - lo) / levels
+    return np.clip(np.round((values - lo) / step), 0, levels) * step + lo
+
+
+def weight_sqnr(weights, per_channel_axis=None):
+    """SQNR of symmetric int8 weights, per output channel along the axis, or per tensor."""
+    w = weights.astype(np.float64)
+    if per_channel_axis is None:
+        scale = np.abs(w).max() / 127 or 1.0
+    else:
+        other = tuple(a for a in range(w.ndim) if a != per_channel_axis)
+        shape = [1] * w.ndim
+        shape[per_channel_axis] = -1
+        scale = (np.abs(w).max(axis=other) / 127).reshape(shape)
+        scale = np.where(scale > 0, scale, 1.0)
+    return sqnr_db(w, w - np.round(w / scale) * scale)
+
+
+def layer_errors(graph_def, ranges, feeds, per_channel=True, batch=None):
+    """[LayerError] for every layer with a frozen range, worst (lowest SQNR) first."""
+    index = GraphIndex(graph_def)
+    layers = [t for t in ranges if ":" not in t and t in index]
+    with GraphRunner(graph_def) as runner:
+        values = runner.run_batched([ensure_tensor_name_has_port(t) for t in layers], feeds,
+                                    batch or min(len(v) for v in feeds.values()))
+    rows = []
+    for name, value in zip(layers, values):
+        node = index.nodes[name]
+        lo, hi = ranges[name]
+        act = sqnr_db(value, value - fake_quantize(value, lo, hi))
+        wq = None
+        if node.op in WEIGHT_OPS:
+            w = index.get(node.input[1])
+            if w is not None and w.op == "Const":
+                axis = {"Conv2D": 3, "DepthwiseConv2dNative": 2}.get(node.op, 1)
+                wq = weight_sqnr(const_value(w), axis if per_channel else None)
+        rows.append(LayerError(name, node.op, (lo, hi), act, wq))
+    return sorted(rows, key=lambda r: min(r.activation_sqnr_db, r.weight_sqnr_db or np.inf))
+
+
+def format_report(rows, fmt="markdown", summary=None):
+    if fmt == "json":
+        return json.dumps({"summary": summary, "layers": [r._asdict() for r in rows]}, indent=1)
+    lines = []
+    if summary:
+        lines += ["# Quantization report", "", summary, ""]
+    lines += ["| layer | op | range | activation SQNR (dB) | weight SQNR (dB) |",
+              "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| %s | %s | [%.4g, %.4g] | %.1f | %s |" % (
+            r.layer, r.op, r.range[0], r.range[1], r.activation_sqnr_db,
+            "-" if r.weight_sqnr_db is None else "%.1f" % r.weight_sqnr_db))
+    return "\n".join(lines) + "\n"
+
+
+def fewest_float_layers(ranked, meets):
+    """The shortest prefix of `ranked` (worst layers first) whose exclusion `meets` the goal.
+
+    `meets(excluded)` quantizes with those layers in float and measures. Grows the prefix by
+    doubling, then bisects, so a graph of n layers costs O(log n) measurements. Returns
+    (excluded layers, met): when even every listed layer in float misses, met is False.
+    """
+    results = {}
+
+    def ok(k):
+        if k not in results:
+            results[k] = meets(list(ranked[:k]))
+        return results[k]
+
+    if ok(0):
+        return [], True
+    hi = 1
+    while hi < len(ranked) and not ok(hi):
+        hi *= 2
+    hi = min(hi, len(ranked))
+    if not ok(hi):
+        return list(ranked), False
+    lo = hi // 2  # misses (0 was checked; smaller powers of two missed)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return list(ranked[:hi]), True
