@@ -18,7 +18,8 @@ import time
 
 
 class ProgressBar:
-    """Progress of `total` items; `update(n)` adds n done items; `close()` ends the line.
+    """Progress of `total` items; `update(n)` adds n done items (fractions allowed, e.g. one
+    item over two passes); `close()` ends the line.
 
     Also a context manager. `stream` defaults to sys.stderr at construction time; `tty` overrides
     the stream's own isatty(); `interval` is the minimum seconds between plain lines (non-TTY).
@@ -75,22 +76,25 @@ class ProgressBar:
         now = time.monotonic() if now is None else now
         elapsed = max(now - self.start, 0.0)
         digits = len(str(self.total))
-        parts = ["%s %*d/%d" % (self.label, digits, self.count, self.total) if self.label
-                 else "%*d/%d" % (digits, self.count, self.total), self._bar()]
+        count = int(round(self.count))
+        parts = ["%s %*d/%d" % (self.label, digits, count, self.total) if self.label
+                 else "%*d/%d" % (digits, count, self.total), self._bar()]
         rate = self.count / elapsed if elapsed > 0 and self.count else None
         speed = "%.1f %s/s" % (rate, self.unit) if rate else "-- %s/s" % self.unit
         if final:
-            parts.append("%s, %s %s" % (speed, "done in" if self.count >= self.total
-                                         else "stopped after", _duration(elapsed)))
-        elif rate and self.count < self.total:
+            parts.append("%s, done in %s" % (speed, _duration(elapsed)))
+        elif rate and not self._complete():
             parts.append("%s, %s left" % (speed, _duration((self.total - self.count) / rate)))
         else:
             parts.append(speed)
         return " ".join(parts)
 
+    def _complete(self):
+        return self.count >= self.total - 1e-6  # fractional updates may fall a hair short
+
     def _bar(self):
         done = min(self.count, self.total) / self.total if self.total else 1.0
-        filled = int(done * self.width)
+        filled = self.width if self._complete() else int(done * self.width)
         if filled >= self.width:
             return "[%s]" % ("=" * self.width)
         return "[%s>%s]" % ("=" * filled, " " * (self.width - filled - 1))

@@ -235,4 +235,12 @@ def test_progress_bar_redraws_in_place_on_a_tty():
     bar.close()
     text = stream.getvalue()
     assert text.startswith("\rx 0/3 [>") and text.endswith("\n") and text.count("\n") == 1
-    assert "\rx 1/3 [======>" in text and "stopped after" in text
+    assert "\rx 1/3 [======>" in text and "done in" in text
+
+
+def test_progress_bar_takes_fractional_updates():
+    stream = io.StringIO()
+    with ProgressBar(7, "calibrating", stream=stream) as bar:  # 7 items over 3 passes
+        for _ in range(21):
+            bar.update(1 / 3)
+    assert stream.getvalue().startswith("calibrating 7/7 [====================] ")
