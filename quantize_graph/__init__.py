@@ -11,6 +11,10 @@ import types
 
 # TensorFlow's start-up INFO lines (oneDNN notice, CPU features) drown the tools' output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# The fast int8 target runs on TensorFlow's oneDNN kernels, which TF turns on by default only
+# on CPUs with AVX-512 VNNI/BF16/AMX, and reads once, when it is first imported. Set
+# TF_ENABLE_ONEDNN_OPTS=0 to keep them off (the `auto` target then picks `reference`).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from quantize_graph.api import quantize, quantize_file  # noqa: F401
 from quantize_graph.errors import QuantizeGraphError  # noqa: F401

@@ -55,9 +55,16 @@ class GraphRunner:
         self.close()
 
 
+_CONTEXT_LINES = ("Graph execution error", "Detected at node", "[[", "Stack trace", "File ",
+                  "Traceback", "Node:", "(", "0 successful", "1 root error", "Additional")
+
+
 def _first_line(error):
+    """The line of a TF error that says what went wrong, without its graph context."""
     text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    useful = [l for l in lines if not l.startswith(_CONTEXT_LINES)]
+    return (useful or lines or [type(error).__name__])[0]
 
 
 def run_graph(graph_def, outputs, feeds, threads=None):

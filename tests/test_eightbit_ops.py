@@ -159,8 +159,9 @@ def test_conv_relu_pool_conv_chain_stays_8bit():
     q = check(fn, [1, 8, 8, 3], CHAIN_TOL)
     counts = ops(q)
     assert count_cancelling_pairs(q) == 0
-    # One QuantizeV2 for the graph input, one Dequantize for the output: 8 bits in between.
-    assert counts["QuantizeV2"] == 1 and counts["Dequantize"] == 1
+    # One QuantizeV2 for the graph input, and the last conv's int32 result turned to float
+    # exactly (Bitcast, Cast, Mul): 8 bits in between, no Dequantize.
+    assert counts["QuantizeV2"] == 1 and counts["Dequantize"] == 0 and counts["Bitcast"] == 1
     assert counts["QuantizedConv2D"] == 2 and counts["QuantizedRelu"] == 1
     assert counts["QuantizedMaxPool"] == 1
 
@@ -242,3 +243,9 @@ def test_excluded_ops_and_nodes_stay_float():
     assert ops(q)["Relu"] == 1 and ops(q)["QuantizedConv2D"] == 1
     q = qg.quantize(graph_def, outputs, mode="eightbit", excluded_nodes=["conv"])
     assert ops(q)["Conv2D"] == 1 and ops(q)["QuantizedRelu"] == 1
+
+
+def test_concat_with_negative_axis():
+    # Keras' Concatenate uses axis -1, which QuantizedConcat rejects as such.
+    q = check(lambda x: tf.concat([tf.nn.relu(x), tf.nn.relu(-x)], -1), [1, 4, 4, 2], SINGLE_OP_TOL)
+    assert ops(q)["QuantizedConcat"] == 1

@@ -136,10 +136,7 @@ class ReferenceLowering:
         lo_in, hi_in = tensor_name(result, 1), tensor_name(result, 2)
         readers = self.index.data_consumers(node.name)
         if readers and not any(r.name in self.quantized for r, _ in readers):
-            dq = create_node("Dequantize", node.name, [result, lo_in, hi_in])
-            set_attr_dtype(dq, "T", tf.qint32)
-            set_attr_string(dq, "mode", b"SCALED")  # int32 results are symmetric around 0
-            self.new_nodes.append(dq)
+            self._int32_to_float(node, result, hi_in)
             return
         fixed = self._output_range(node)
         if fixed is not None:
@@ -154,6 +151,20 @@ class ReferenceLowering:
         req = self.emit("Requantize", node, "requantize", [result, lo_in, hi_in, lo, hi],
                         types={"Tinput": "qint32", "out_type": "quint8"})
         self.finish_quint8(node, req.name)
+
+    def _int32_to_float(self, node, result, hi):
+        """value = q * max / (2^31 - 1): the legacy ops' int32 results are symmetric around 0.
+
+        Plain Bitcast/Cast/Mul rather than Dequantize(qint32), which oneDNN builds of TF
+        rewrite to a kernel that has no qint32 variant.
+        """
+        bits = self.emit("Bitcast", node, "int32", [result], types={"T": "qint32", "type": "int32"})
+        as_float = self.emit("Cast", node, "float", [bits.name], types={"SrcT": "int32", "DstT": "float32"})
+        top = self.const(node.name + "_eightbit_int32_top", 2147483647.0)
+        scale = self._binary("RealDiv", node, "int32_scale", hi, top)
+        out = create_node("Mul", node.name, [as_float.name, scale])
+        set_attr_dtype(out, "T", tf.float32)
+        self.new_nodes.append(out)
 
     def finish_quint8(self, node, result):
         dq = create_node("Dequantize", node.name,
