@@ -6,7 +6,7 @@ and collects a report of what was done.
 import collections
 import dataclasses
 
-from quantize_graph.annotate import annotate
+from quantize_graph.annotate import Decision, annotate
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import strip_output_names
@@ -25,7 +25,7 @@ from quantize_graph.runner import placeholder_shapes
 from quantize_graph.targets import lower, range_tensors, refine
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
-TARGETS = ("reference",)
+TARGETS = ("reference", "onednn")
 
 
 @dataclasses.dataclass
@@ -175,8 +175,15 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration))
 
-    def build(quantized):
-        q = lower(options.target, g, quantized, options.fallback_range, report.ranges)
+    kinds = {n.name: n.op for n in g.node}
+
+    def build(quantized, why_float=None):
+        chosen = Decision(set(quantized), dict(decision.float_reasons))
+        chosen.float_reasons.update(why_float or {})
+        q = lower(options.target, g, chosen, options.fallback_range, report.ranges)
+        # The target may have kept more nodes float; the report shows its final choice.
+        report.quantized = sorted(chosen.quantized)
+        report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
         if options.quantized_input_range is not None:
             q = quantize_placeholders(q, inputs, options.quantized_input_range)
         if options.strip_redundant_quantization:
@@ -195,28 +202,26 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     measured = {}
 
     def meets(excluded):
-        q = build(decision.quantized - set(excluded))
+        q = build(decision.quantized - set(excluded),
+                  {n: "kept float by the accuracy fallback" for n in excluded})
         err = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
-        measured[len(excluded)] = (q, err)
+        measured[len(excluded)] = err
         return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
                 and (options.min_top1_agreement is None
                      or err.top1_agreement >= options.min_top1_agreement))
 
     ranked = [r.layer for r in report.layers if r.layer in decision.quantized]
     excluded, met = fewest_float_layers(ranked, meets)
-    q, report.held_out_error = measured[len(excluded)]
+    report.held_out_error = measured[len(excluded)]
     if not met:
         raise QuantizeGraphError(
             "the accuracy goal is not met even with every layer in float (held-out relative "
             "error %.4g, top-1 agreement %.3f)" % (report.held_out_error.relative_error,
                                                    report.held_out_error.top1_agreement))
-    ops = {n.name: n.op for n in g.node}
     report.fallback = excluded
-    for name in excluded:
-        decision.quantized.discard(name)
-        report.stayed_float[name] = (ops[name], "kept float by the accuracy fallback")
-    report.quantized = sorted(decision.quantized)
-    return q
+    # Built once more so the report describes this candidate, not the last one tried.
+    return build(decision.quantized - set(excluded),
+                 {n: "kept float by the accuracy fallback" for n in excluded})
 
 
 def _has_accuracy_goal(options):

@@ -1,6 +1,6 @@
 """Relu and Relu6: QuantizedRelu / QuantizedRelu6 stay in quint8 with the input's range."""
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
+from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
 
 
 def supports_activation(node):
@@ -17,4 +17,5 @@ def lower_activation_reference(ctx, node):
     ctx.finish_quint8(node, act.name)
 
 
-register(["Relu", "Relu6"], supports_activation, reference=lower_activation_reference)
+register(["Relu", "Relu6"], supports_activation, reference=lower_activation_reference,
+         onednn=FUSED_INTO_PRODUCER)

@@ -1,7 +1,7 @@
 """Conv2D: QuantizedConv2D (quint8 x quint8 -> qint32), then narrowed to 8 bits."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import all_ones, is_float, is_nhwc
-from quantize_graph.ops.registry import register
+from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
 
 
 def supports_conv2d(node):
@@ -25,4 +25,4 @@ def lower_conv2d_reference(ctx, node):
     ctx.finish_int32(node, conv.name)
 
 
-register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference)
+register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=LOWERED_BY_TARGET)

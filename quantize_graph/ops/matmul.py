@@ -1,7 +1,7 @@
 """MatMul: QuantizedMatMul (quint8 x quint8 -> qint32), then narrowed to 8 bits."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
+from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
 
 
 def supports_matmul(node):
@@ -20,4 +20,4 @@ def lower_matmul_reference(ctx, node):
     ctx.finish_int32(node, mm.name)
 
 
-register(["MatMul"], supports_matmul, reference=lower_matmul_reference)
+register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=LOWERED_BY_TARGET)

@@ -1,7 +1,7 @@
 """MaxPool and AvgPool: QuantizedMaxPool / QuantizedAvgPool, quint8 in and out."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.registry import register
+from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
 
 
 def supports_pool(node):
@@ -21,4 +21,4 @@ def lower_pool_reference(ctx, node):
     ctx.finish_quint8(node, pool.name)
 
 
-register(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference)
+register(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=LOWERED_BY_TARGET)

@@ -8,6 +8,11 @@ import collections
 
 OpHandler = collections.namedtuple("OpHandler", ["supports", "lower"])
 
+# Lowerings that are not per-node functions. A target that fuses ops (onednn) lowers whole
+# patterns in its own module; its entries here only say that the op may be quantized there.
+LOWERED_BY_TARGET = "lowered by the target module, alone or as the head of a fused pattern"
+FUSED_INTO_PRODUCER = "quantized only when fused into the conv/matmul that produces its input"
+
 HANDLERS = {}
 
 
@@ -23,4 +28,4 @@ def handler(op):
 
 def _load_all():
     # Importing the modules fills HANDLERS; kept lazy so the registry has no import cycle.
-    from quantize_graph.ops import activation, bias_add, concat, conv, matmul, pool, reshape  # noqa: F401
+    from quantize_graph.ops import activation, bias_add, concat, conv, depthwise, matmul, pool, reshape  # noqa: F401

@@ -1,7 +1,7 @@
 """Reshape: QuantizedReshape carries the quint8 data and its range through unchanged."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
+from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
 
 
 def supports_reshape(node):
@@ -18,4 +18,4 @@ def lower_reshape_reference(ctx, node):
     ctx.finish_quint8(node, reshape.name)
 
 
-register(["Reshape"], supports_reshape, reference=lower_reshape_reference)
+register(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=LOWERED_BY_TARGET)

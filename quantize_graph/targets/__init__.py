@@ -3,10 +3,11 @@ import tensorflow as tf
 
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input
+from quantize_graph.targets.onednn import lower_onednn
 from quantize_graph.targets.reference import lower_reference, refine_reference
 
-_LOWERINGS = {"reference": lower_reference}
-_REFINERS = {"reference": refine_reference}
+_LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn}
+_REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision}
 
 
 def refine(target, graph_def, decision):
@@ -14,8 +15,10 @@ def refine(target, graph_def, decision):
     return _REFINERS[target](graph_def, decision)
 
 
-def lower(target, graph_def, quantize_names, fallback_range=None, ranges=None):
-    return _LOWERINGS[target](graph_def, quantize_names, fallback_range, ranges)
+def lower(target, graph_def, decision, fallback_range=None, ranges=None):
+    """The lowered graph. A target may keep more nodes float than annotate chose (limits it
+    only sees with the ranges); it records them in `decision`."""
+    return _LOWERINGS[target](graph_def, decision, fallback_range, ranges)
 
 
 def range_tensors(graph_def, quantize_names):

@@ -244,6 +244,6 @@ def clamp_range(rng, keep):
     return keep[0], max(hi, 1e-3)
 
 
-def lower_reference(graph_def, quantize_names, fallback_range=None, ranges=None):
-    return ReferenceLowering(graph_def, fallback_range, ranges).lower(quantize_names)
+def lower_reference(graph_def, decision, fallback_range=None, ranges=None):
+    return ReferenceLowering(graph_def, fallback_range, ranges).lower(decision.quantized)
 
