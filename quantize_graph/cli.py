@@ -19,6 +19,7 @@ from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline, v
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.sensitivity import format_report
+from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 
 FLAGS = flags.FLAGS
 
@@ -46,8 +47,10 @@ flags.DEFINE_float("quantized_fallback_max", None,
 flags.DEFINE_list("input_node_names", [], "Input node names (default: the graph's Placeholders).")
 flags.DEFINE_list("excluded_ops", [], "Op types to keep in float, comma separated.")
 flags.DEFINE_list("excluded_nodes", [], "Node names to keep in float, comma separated.")
-flags.DEFINE_string("target", "reference", "Which 8-bit ops eightbit lowers to: reference "
-                    "(the stock legacy quantized ops).")
+flags.DEFINE_string("target", "auto", "Which 8-bit ops eightbit lowers to: onednn (TF's fused "
+                    "oneDNN int8 kernels; needs calibration), reference (the stock legacy "
+                    "quantized ops, portable, slow), or auto (onednn where its kernels run and "
+                    "calibration data is given, else reference).")
 flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input) or .npz (keyed by input "
                     "node name) holding the inputs to compare float and eightbit on.")
 flags.DEFINE_string("test_input_dims", "", "Mode test: shape of random inputs, e.g. 1,224,224,3; "
@@ -235,6 +238,11 @@ def _print_report(result, report):
             print("%s %s" % (node.op, node.name))
         for name, (op, why) in sorted(report.stayed_float.items()):
             print("float: %s (%s): %s" % (name, op, why))
+    if report.target_reason:
+        print("target %s: %s" % (report.target, report.target_reason))
+        if report.target == "onednn" and not onednn_int8_runs():
+            print("warning: this TensorFlow cannot run the onednn graph it wrote: " + HOW_TO_ENABLE,
+                  file=sys.stderr)
     print(report.summary())
     if report.fallback is not None:
         print("accuracy fallback kept %d layers float: %s" % (

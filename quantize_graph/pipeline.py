@@ -9,6 +9,7 @@ import dataclasses
 from quantize_graph.annotate import Decision, annotate
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.index import GraphIndex
+from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.names import strip_output_names
 from quantize_graph.passes.prepare import prepare
 from quantize_graph.passes.prune import prune
@@ -22,10 +23,11 @@ from quantize_graph.calibration_data import batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.targets import lower, range_tensors, refine
+from quantize_graph.targets import lower, range_tensors, refine, resolve_target
+from quantize_graph.targets.reference import fake_quant_range
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
-TARGETS = ("reference", "onednn")
+TARGETS = ("auto", "reference", "onednn")
 
 
 @dataclasses.dataclass
@@ -37,7 +39,7 @@ class Options:
     fallback_range: tuple = None              # (min, max) used instead of run-time ranges
     excluded_ops: tuple = ()
     excluded_nodes: tuple = ()
-    target: str = "reference"
+    target: str = "auto"                      # auto: onednn where its kernels run, else reference
     # Calibration (eightbit): sample inputs {input node name: array}, or ranges saved before.
     calibration_inputs: dict = None
     calibration_method: str = "minmax"
@@ -54,6 +56,7 @@ class Options:
 class Report:
     mode: str
     target: str
+    target_reason: str = ""
     quantized: list = dataclasses.field(default_factory=list)      # names lowered to 8 bits
     stayed_float: dict = dataclasses.field(default_factory=dict)   # name -> (op, reason)
     ranges: dict = None                                            # the ranges frozen in
@@ -119,6 +122,23 @@ def _ranges(graph_def, quantize_names, options):
         return {t: options.ranges[t] for t in tensors}
     if not options.calibration_inputs:
         return None
+    return with_fake_quant_ranges(graph_def, _calibrated(graph_def, tensors, options))
+
+
+def with_fake_quant_ranges(graph_def, ranges):
+    """Ranges that quantization-aware training left in FakeQuant nodes win over calibration:
+    for the FakeQuant's input and for its output."""
+    index = GraphIndex(graph_def)
+    for node in graph_def.node:
+        fixed = fake_quant_range(node, index) if node.op.startswith("FakeQuant") else None
+        if fixed is not None:
+            for tensor in (canonical_input(node.input[0]), node.name):
+                if tensor in ranges:
+                    ranges[tensor] = fixed
+    return ranges
+
+
+def _calibrated(graph_def, tensors, options):
     count = min(len(a) for a in options.calibration_inputs.values())
     batch = calibration_batch_size(graph_def, list(options.calibration_inputs))
     bar = options.progress(count, "calibrating") if options.progress else None
@@ -141,7 +161,13 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     """Returns (quantized GraphDef, Report)."""
     validate_options(options)
     outputs, inputs = check_graph(graph_def, output_names, input_names)
-    report = Report(options.mode, options.target)
+    if options.mode in ("eightbit", "test"):
+        target, why = resolve_target(options.target, bool(
+            options.calibration_inputs or options.ranges or options.fallback_range))
+        options = dataclasses.replace(options, target=target)
+    else:
+        target, why = options.target, ""
+    report = Report(options.mode, target, why)
     g = prepare(graph_def, inputs, outputs)
     mode = options.mode
     if mode == "weights":
@@ -151,7 +177,8 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     elif mode == "quantize":
         g = quantize_dequantize_graph(g, options.bitdepth)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
-        decision = annotate(g, options.target, options.excluded_ops, options.excluded_nodes)
+        decision = annotate(g, "reference" if mode == "round" else options.target,
+                            options.excluded_ops, options.excluded_nodes)
         if mode != "round":
             decision = refine(options.target, g, decision)
         kinds = {n.name: n.op for n in g.node}

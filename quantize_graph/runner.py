@@ -10,6 +10,7 @@ class GraphRunner:
     """Imports a GraphDef once and runs it on feeds; `threads` limits both TF thread pools."""
 
     def __init__(self, graph_def, threads=None):
+        _check_runnable(graph_def)
         self.graph = tf.Graph()
         with self.graph.as_default():
             try:
@@ -65,6 +66,15 @@ def _first_line(error):
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     useful = [l for l in lines if not l.startswith(_CONTEXT_LINES)]
     return (useful or lines or [type(error).__name__])[0]
+
+
+def _check_runnable(graph_def):
+    """A onednn-target graph in a TensorFlow without oneDNN would fail deep inside a run with
+    "Missing 0-th output" (or return nothing); say what is wrong instead."""
+    from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs, uses_onednn_ops
+    if uses_onednn_ops(graph_def) and not onednn_int8_runs():
+        raise QuantizeGraphError("this graph uses TensorFlow's oneDNN int8 kernels (target onednn), "
+                                 "which this TensorFlow does not run: " + HOW_TO_ENABLE)
 
 
 def run_graph(graph_def, outputs, feeds, threads=None):

@@ -1,5 +1,10 @@
 """Helpers shared by the tests."""
 import os
+
+# Before any test module imports TensorFlow: oneDNN's int8 kernels (the onednn target) are
+# only there if TF_ENABLE_ONEDNN_OPTS is set when TF is first imported (quantize_graph sets
+# it too, but tests may import TF first).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 from pathlib import Path
 
 import pytest

@@ -2,12 +2,26 @@
 import tensorflow as tf
 
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input
+from quantize_graph.graph.names import canonical_input, split_input
+from tensorflow.python.framework import op_def_registry
 from quantize_graph.targets.onednn import lower_onednn
+from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
 
 _LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn}
 _REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision}
+
+
+def resolve_target(target, has_ranges):
+    """(concrete target, why) for --target; `auto` picks onednn where its kernels run and
+    ranges can be frozen, else reference."""
+    if target != "auto":
+        return target, "asked for"
+    if not onednn_int8_runs():
+        return "reference", "TensorFlow's oneDNN int8 kernels do not run here (%s)" % HOW_TO_ENABLE
+    if not has_ranges:
+        return "reference", "no calibration data to freeze ranges for the onednn target"
+    return "onednn", "TensorFlow's oneDNN int8 kernels run here"
 
 
 def refine(target, graph_def, decision):
@@ -31,15 +45,20 @@ def range_tensors(graph_def, quantize_names):
         tensors.add(name)
         for inp in node.input:
             src = index.get(inp)
-            if not inp.startswith("^") and src is not None and src.op != "Const" and _is_float(src, inp):
+            if (not inp.startswith("^") and src is not None and src.op != "Const"
+                    and output_dtype(src, split_input(inp)[1]) == tf.float32):
                 tensors.add(canonical_input(inp))
     return sorted(tensors)
 
 
-def _is_float(node, inp):
-    """Whether input `inp` (an output of `node`) is float32, from the node's type attributes."""
-    if node.op == "Placeholder":
-        return node.attr["dtype"].type == tf.float32.as_datatype_enum
-    if node.op in ("Shape", "Size", "Rank"):
-        return False
-    return "T" in node.attr and node.attr["T"].type == tf.float32.as_datatype_enum
+def output_dtype(node, port):
+    """The dtype of output `port` of `node`, from its op definition; None if unknown."""
+    op_def = op_def_registry.get(node.op)
+    if op_def is None or port >= len(op_def.output_arg):
+        return None
+    arg = op_def.output_arg[port]
+    if arg.type:
+        return tf.as_dtype(arg.type)
+    if arg.type_attr and arg.type_attr in node.attr:
+        return tf.as_dtype(node.attr[arg.type_attr].type)
+    return None
