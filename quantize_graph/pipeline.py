@@ -221,7 +221,7 @@ def _eightbit(g, decision, options, inputs, outputs, report):
         return build(decision.quantized)
     feeds = {name + ":0": a for name, a in held_out.items()}
     batch = calibration_batch_size(g, list(held_out))
-    report.layers = layer_errors(g, report.ranges, feeds, batch=batch)
+    report.layers = layer_errors(g, report.ranges, feeds, decision.quantized, batch=batch)
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
         report.held_out_error = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
@@ -237,15 +237,18 @@ def _eightbit(g, decision, options, inputs, outputs, report):
                 and (options.min_top1_agreement is None
                      or err.top1_agreement >= options.min_top1_agreement))
 
-    ranked = [r.layer for r in report.layers if r.layer in decision.quantized]
-    excluded, met = fewest_float_layers(ranked, meets)
+    members = {r.layer: r.members for r in report.layers}
+    ranked = [r.layer for r in report.layers]
+    layers, met = fewest_float_layers(ranked, lambda chosen: meets(
+        [m for layer in chosen for m in members[layer]]))
+    excluded = [m for layer in layers for m in members[layer]]
     report.held_out_error = measured[len(excluded)]
     if not met:
         raise QuantizeGraphError(
             "the accuracy goal is not met even with every layer in float (held-out relative "
             "error %.4g, top-1 agreement %.3f)" % (report.held_out_error.relative_error,
                                                    report.held_out_error.top1_agreement))
-    report.fallback = excluded
+    report.fallback = layers
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})

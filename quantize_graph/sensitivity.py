@@ -17,8 +17,10 @@ from quantize_graph.graph.nodes import const_value
 from quantize_graph.runner import GraphRunner
 
 LayerError = collections.namedtuple("LayerError", ["layer", "op", "range", "activation_sqnr_db",
-                                                   "weight_sqnr_db"])
+                                                   "weight_sqnr_db", "members"])
 WEIGHT_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
+POOLING_OPS = ("MaxPool", "AvgPool", "Concat", "ConcatV2")
+ACTIVATION_CAPS = {"Relu": None, "Relu6": 6.0}
 
 
 def sqnr_db(signal, noise):
@@ -48,17 +50,45 @@ def weight_sqnr(weights, per_channel_axis=None):
     return sqnr_db(w, w - np.round(w / scale) * scale)
 
 
-def layer_errors(graph_def, ranges, feeds, per_channel=True, batch=None):
-    """[LayerError] for every layer with a frozen range, worst (lowest SQNR) first."""
+def layers_of(graph_def, quantized):
+    """[(layer name, [member node names], tensor that leaves the layer in 8 bits, activation)]
+
+    A layer is a conv/depthwise/matmul with the BiasAdd and Relu/Relu6 that only it feeds (the
+    pattern targets fuse), or a pool/concat alone. Its error is measured where it leaves the
+    layer: after the activation, which also bounds the range.
+    """
     index = GraphIndex(graph_def)
-    layers = [t for t in ranges if ":" not in t and t in index]
+    absorbed, layers = set(), []
+    for node in graph_def.node:
+        if node.name not in quantized or node.name in absorbed:
+            continue
+        members, tail = [node.name], node
+        if node.op in WEIGHT_OPS:
+            for kinds in (("BiasAdd", "BiasAddV1"), ("Relu", "Relu6")):
+                readers = index.data_consumers(tail.name)
+                if len(readers) == 1 and readers[0][0].op in kinds and readers[0][0].name in quantized:
+                    tail = readers[0][0]
+                    members.append(tail.name)
+            absorbed.update(members[1:])
+        elif node.op not in POOLING_OPS:
+            continue
+        layers.append((node.name, members, tail.name, tail.op if tail.op in ACTIVATION_CAPS else None))
+    return layers
+
+
+def layer_errors(graph_def, ranges, feeds, quantized, per_channel=True, batch=None):
+    """[LayerError] per layer (see layers_of) with a frozen range, worst (lowest SQNR) first."""
+    index = GraphIndex(graph_def)
+    layers = [l for l in layers_of(graph_def, quantized) if l[2] in ranges]
     with GraphRunner(graph_def) as runner:
-        values = runner.run_batched([ensure_tensor_name_has_port(t) for t in layers], feeds,
+        values = runner.run_batched([ensure_tensor_name_has_port(l[2]) for l in layers], feeds,
                                     batch or min(len(v) for v in feeds.values()))
     rows = []
-    for name, value in zip(layers, values):
+    for (name, members, tensor, activation), value in zip(layers, values):
         node = index.nodes[name]
-        lo, hi = ranges[name]
+        lo, hi = ranges[tensor]
+        if activation is not None:  # what the activation keeps is what is stored
+            lo, hi = 0.0, min(hi, ACTIVATION_CAPS[activation] or hi)
         act = sqnr_db(value, value - fake_quantize(value, lo, hi))
         wq = None
         if node.op in WEIGHT_OPS:
@@ -66,13 +96,14 @@ def layer_errors(graph_def, ranges, feeds, per_channel=True, batch=None):
             if w is not None and w.op == "Const":
                 axis = {"Conv2D": 3, "DepthwiseConv2dNative": 2}.get(node.op, 1)
                 wq = weight_sqnr(const_value(w), axis if per_channel else None)
-        rows.append(LayerError(name, node.op, (lo, hi), act, wq))
+        rows.append(LayerError(name, node.op, (lo, hi), act, wq, members))
     return sorted(rows, key=lambda r: min(r.activation_sqnr_db, r.weight_sqnr_db or np.inf))
 
 
 def format_report(rows, fmt="markdown", summary=None):
     if fmt == "json":
-        return json.dumps({"summary": summary, "layers": [r._asdict() for r in rows]}, indent=1)
+        return json.dumps({"summary": summary, "layers": [r._asdict() for r in rows]}, indent=1,
+                          default=float)
     lines = []
     if summary:
         lines += ["# Quantization report", "", summary, ""]

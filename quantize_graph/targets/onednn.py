@@ -4,9 +4,10 @@ Facts this rests on are measured in docs/onednn_notes.md. In short:
 - activations are quint8 with zero at 0 and scale max/255 (the kernels take no offset), so
   only tensors that calibration found non-negative (after Relu/Relu6, pools and concats of
   those) are quantized; an op whose input can be negative stays float;
-- conv weights are qint8 symmetric per output channel, 7-bit (|q| <= 63): on CPUs without
-  VNNI oneDNN sums channel pairs in saturating int16; depthwise weights use 8 bits; MatMul
-  weights are per tensor (the kernel rejects per-channel ranges), 7-bit;
+- conv weights are qint8 symmetric per output channel, scaled so that adjacent input-channel
+  pairs never overflow: on CPUs without VNNI oneDNN sums such pairs in saturating int16
+  (pair_limit); depthwise weights use plain 8 bits; MatMul weights are per tensor (the kernel
+  rejects per-channel ranges), with the same pair limit;
 - Conv2D + BiasAdd + Relu/Relu6 -> QuantizedConv2DWithBiasAndReluAndRequantize (Relu6 by
   saturating at an output range of 6); without an activation QuantizedConv2DWithBiasAnd-
   Requantize (qint8 out); depthwise only with an activation; MatMul + BiasAdd + Relu ->
@@ -32,7 +33,6 @@ from quantize_graph.passes.weights import round_keeping_sums
 # magnitude M it represents (scale M/255 for quint8, M/127 for qint8).
 Quantized = collections.namedtuple("Quantized", ["tensor", "min", "max", "dtype", "magnitude"])
 
-CONV_WEIGHT_BITS = 7      # see the module docstring: int16 pair saturation without VNNI
 ACTIVATIONS = {"Relu": None, "Relu6": 6.0}
 HEADS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 NEGATIVE_TOLERANCE = 1e-6  # relative: calibrated minimums this close to 0 count as 0
@@ -231,9 +231,7 @@ class OneDnnLowering:
         if head.attr["transpose_a"].b:
             self._why = "transpose_a is not supported by the int8 MatMul"
             return False
-        top = float(np.abs(weights).max()) or 1e-6
-        q_b = np.clip(np.round(weights / top * 63), -63, 63).astype(np.int8)
-        b_max = top * 127.0 / 63.0  # the kernel's scale max/127 must equal top/63
+        q_b, b_max = _quantize_matmul_weights(weights, head.attr["transpose_b"].b)
         b = self._const(base + "_weights", q_b, tf.qint8)
         if act is not None:
             magnitude = self._output_magnitude(last.name, ACTIVATIONS[act.op])
@@ -317,18 +315,49 @@ def _out_channels(node, w):
     return w.shape[0] if node.attr["transpose_b"].b else w.shape[1]
 
 
+def pair_limit(weights, k_axis, reduce_axes):
+    """Largest |w[2k]| + |w[2k+1]| over adjacent pairs along the reduction axis `k_axis`.
+
+    Without VNNI, oneDNN adds the products of such a pair in a saturating int16 before
+    accumulating: with inputs up to 255, the codes of every pair must sum to at most 128
+    in magnitude. Scaling each channel so that its largest pair maps to 127 keeps that true
+    and gives 8 bits to channels whose big weights have small neighbours (7 bits at worst).
+    """
+    w = np.abs(weights.astype(np.float64))
+    if w.shape[k_axis] % 2:
+        pad = [(0, 0)] * w.ndim
+        pad[k_axis] = (0, 1)
+        w = np.pad(w, pad)
+    pairs = np.take(w, range(0, w.shape[k_axis], 2), axis=k_axis) + \
+        np.take(w, range(1, w.shape[k_axis], 2), axis=k_axis)
+    return pairs.max(axis=reduce_axes)
+
+
 def _quantize_conv_weights(weights, op):
     """(qint8 codes, per-channel max to declare) for a conv or depthwise filter."""
     axis = 3 if op == "Conv2D" else 2
-    levels = (1 << (CONV_WEIGHT_BITS - 1)) - 1 if op == "Conv2D" else 127
     other = tuple(a for a in range(weights.ndim) if a != axis)
-    top = np.abs(weights).max(axis=other).astype(np.float64)
+    if op == "Conv2D":  # pairs of input channels (axis 2) saturate; depthwise has no pairs
+        top = pair_limit(weights, 2, other)
+    else:
+        top = np.abs(weights).max(axis=other).astype(np.float64)
     top = np.where(top > 0, top, 1e-6)
+    # Sum-keeping rounding moves a code by up to one step, so a pair of codes may grow by 2:
+    # the largest pair maps to 126 and stays <= 128 after rounding.
+    levels = 126 if op == "Conv2D" else 127
     shape = [1] * weights.ndim
     shape[axis] = -1
-    grid = weights / top.reshape(shape) * levels + levels   # 0 .. 2*levels
-    codes = (round_keeping_sums(grid, axis, 2 * levels) - levels).astype(np.int8)
+    grid = weights / top.reshape(shape) * levels + 127   # 1 .. 253 (0 .. 254 for depthwise)
+    codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
+    # The kernel's scale is max_filter / 127, so declare the max that makes it top / levels.
     return codes, (top * 127.0 / levels).astype(np.float32)
+
+
+def _quantize_matmul_weights(weights, transpose_b):
+    """(qint8 codes, max to declare): per tensor, with the same pair limit along K."""
+    k_axis = 1 if transpose_b else 0
+    top = float(pair_limit(weights, k_axis, tuple(range(weights.ndim)))) or 1e-6
+    return np.clip(np.round(weights / top * 127), -127, 127).astype(np.int8), top
 
 
 def lower_onednn(graph_def, decision, fallback_range=None, ranges=None):
