@@ -290,7 +290,7 @@ class OneDnnLowering:
         qs = [self._input(v) for v in values]
         if any(q is None for q in qs):
             return False
-        axis = self._nonnegative_axis(node, axis, values[0])
+        axis = self._nonnegative_axis(node, axis, qs[0].tensor)
         concat = self._emit("QuantizedConcatV2", node.name + "/eightbit",
                             [q.tensor for q in qs] + [axis] + [q.min for q in qs] + [q.max for q in qs],
                             {"T": tf.quint8, "Tidx": tf.int32})
@@ -303,7 +303,7 @@ class OneDnnLowering:
         src = self.index.get(axis)
         if src is not None and src.op == "Const" and int(const_value(src)) >= 0:
             return axis
-        rank = self._emit("Rank", node.name + "/eightbit_rank", [first_value], {"T": tf.float32})
+        rank = self._emit("Rank", node.name + "/eightbit_rank", [first_value], {"T": tf.quint8})
         return self._emit("FloorMod", node.name + "/eightbit_axis", [axis, rank.name], {"T": tf.int32}).name
 
 
