@@ -7,7 +7,7 @@ PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean distclean
+.PHONY: setup demo test bench clean distclean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): requirements.txt setup.py | $(VENV_PYTHON)
 
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/demo.py
+
+# Float vs eightbit (onednn, reference) on generated Inception-v3; writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(VENV_PYTHON) tools/bench.py
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest -q tests $(PYTEST_ARGS)
