@@ -151,7 +151,11 @@ def _calibrated(graph_def, tensors, options):
 
 
 def calibration_batch_size(graph_def, input_names, preferred=8):
-    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1)."""
+    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1); 1 when
+    an input is an inner tensor (such as Inception's `Mul`), whose shape we don't know."""
+    ops = {n.name: n.op for n in graph_def.node}
+    if any(ops.get(name) != "Placeholder" for name in input_names):
+        return 1
     shapes = placeholder_shapes(graph_def, input_names)
     fixed = {s[0] for s, _ in shapes.values() if s and s[0] is not None}
     return fixed.pop() if len(fixed) == 1 else preferred
