@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 import os
+import re
 
 # Before any test module imports TensorFlow: oneDNN's int8 kernels (the onednn target) are
 # only there if TF_ENABLE_ONEDNN_OPTS is set when TF is first imported (quantize_graph sets
@@ -20,3 +21,12 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def shared():
     return shared_dir()
+
+
+# TensorFlow's own C++ start-up log lines (the "oneDNN custom operations are on" notice is
+# printed before its log level is read): not the tool's output, so tests drop them.
+_TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
+
+
+def without_tf_logs(stderr):
+    return "".join(l for l in stderr.splitlines(keepends=True) if not _TF_LOG_LINE.match(l))

@@ -3,7 +3,6 @@ good input writes the output atomically. Most cases run in-process (importing Te
 subprocess costs seconds); a few subprocess tests check the real exit code and stderr."""
 import collections
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from absl import flags
 from google.protobuf import text_format
 from tensorflow.core.framework import graph_pb2
 
+from tests.conftest import without_tf_logs
 from tests.graphs import conv_relu_pool_graph, write_graph
 from quantize_graph import cli, legacy
 from quantize_graph.graph import io as graph_io
@@ -244,17 +244,11 @@ def test_mode_test_reports_errors_per_output(qg, inputs, tmp_path, feed):
     assert os.listdir(tmp_path) == []  # no --output: mode test writes nothing
 
 
-# TensorFlow's own C++ start-up log lines (e.g. the "oneDNN custom operations are on" notice,
-# printed before its log level is read): not ours, so not counted against the tool's output.
-_TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
-
-
 def _subprocess(*args, cwd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     r = subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
                        env=env, cwd=cwd, timeout=120)
-    r.stderr = "".join(line for line in r.stderr.splitlines(keepends=True)
-                       if not _TF_LOG_LINE.match(line))
+    r.stderr = without_tf_logs(r.stderr)
     return r
 
 

@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
+from tests.conftest import without_tf_logs
+
 from quantize_graph import preprocess
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.tools import label_image as tool
@@ -40,7 +42,9 @@ def labels_of(top):
 def run_script(*args):
     if not SCRIPT.exists():
         pytest.skip("label_image console script not installed (pip install -e .)")
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    proc.stderr = without_tf_logs(proc.stderr)
+    return proc
 
 
 def save_graph(path, build):

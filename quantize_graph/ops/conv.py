@@ -15,14 +15,15 @@ def supports_conv2d(node):
 
 
 def lower_conv2d_reference(ctx, node):
-    (x, x_min, x_max), (w, w_min, w_max) = ctx.quantize_inputs(node, [0, 1])
+    [(x, x_min, x_max)] = ctx.quantize_inputs(node, [0])
+    w, w_min, w_max, channel_scale = ctx.quantize_weights(node, axis=3)
     conv = ctx.emit("QuantizedConv2D", node, "quantized_conv",
                     [x, w, x_min, x_max, w_min, w_max],
                     types={"Tinput": "quint8", "Tfilter": "quint8", "out_type": "qint32"})
     for attr in ("strides", "padding", "dilations"):
         if attr in node.attr:
             copy_attr(conv, attr, node.attr[attr])
-    ctx.finish_int32(node, conv.name)
+    ctx.finish_int32(node, conv.name, channel_scale)
 
 
 register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=LOWERED_BY_TARGET)

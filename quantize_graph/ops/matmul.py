@@ -11,13 +11,14 @@ def supports_matmul(node):
 
 
 def lower_matmul_reference(ctx, node):
-    (a, a_min, a_max), (b, b_min, b_max) = ctx.quantize_inputs(node, [0, 1])
+    [(a, a_min, a_max)] = ctx.quantize_inputs(node, [0])
+    b, b_min, b_max, channel_scale = ctx.quantize_weights(node, axis=0 if node.attr["transpose_b"].b else 1)
     mm = ctx.emit("QuantizedMatMul", node, "quantized_mat_mul",
                   [a, b, a_min, a_max, b_min, b_max],
                   types={"T1": "quint8", "T2": "quint8", "Toutput": "qint32", "Tactivation": "quint8"})
     for attr in ("transpose_a", "transpose_b"):
         copy_attr(mm, attr, node.attr[attr])
-    ctx.finish_int32(node, mm.name)
+    ctx.finish_int32(node, mm.name, channel_scale)
 
 
 register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=LOWERED_BY_TARGET)

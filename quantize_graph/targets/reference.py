@@ -19,7 +19,7 @@ from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.graph.nodes import (const_value, create_node, make_const, set_attr_bool,
                                         set_attr_dtype, set_attr_string)
 from quantize_graph.ops.registry import handler
-from quantize_graph.weights import quantize_to_quint8, weight_range
+from quantize_graph.weights import weight_range
 
 _FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
 # The part of its input's range an activation keeps: (low, high or None for unbounded).
@@ -92,14 +92,34 @@ class ReferenceLowering:
             fixed = self.ranges.get(canonical_input(inp), self.fallback_range)
             fixed = clamp_range(fixed, ACTIVATION_RANGES.get(node.op))
         if fixed is not None:
+            fixed = nudge_range(*fixed)
             lo = self.const("%s_eightbit_min_%s" % (node.name, tag), fixed[0])
             hi = self.const("%s_eightbit_max_%s" % (node.name, tag), fixed[1])
         else:
             lo, hi = self._measured_range(node, inp, tag)
-            lo, hi = self._clamped(node, tag, lo, hi, ACTIVATION_RANGES.get(node.op))
+            keep = ACTIVATION_RANGES.get(node.op)
+            if keep is None:
+                lo, hi = self._nudged(node, tag, lo, hi)
+            else:
+                lo, hi = self._clamped(node, tag, lo, hi, keep)
         q = self.emit("QuantizeV2", node, "quantize_" + tag, [inp, lo, hi], types={"T": "quint8"})
         set_attr_string(q, "mode", self.mode.encode())
         return q.name, tensor_name(q.name, 1), tensor_name(q.name, 2)
+
+    def _nudged(self, node, tag, lo, hi):
+        """Run-time version of nudge_range: four scalar ops on the measured range."""
+        zero = self.const("%s_eightbit_zero_%s" % (node.name, tag), 0.0)
+        levels = self.const("%s_eightbit_levels_%s" % (node.name, tag), 255.0)
+        lo = self._binary("Minimum", node, tag + "_with_zero", lo, zero)
+        step = self._binary("RealDiv", node, tag + "_step",
+                            self._binary("Sub", node, tag + "_span", hi, lo), levels)
+        codes = self.emit("Round", node, tag + "_zero_code",
+                          [self._binary("RealDiv", node, tag + "_lo_steps", lo, step)])
+        set_attr_dtype(codes, "T", tf.float32)
+        lo = self._binary("Mul", node, tag + "_nudged_min", codes.name, step)
+        hi = self._binary("Add", node, tag + "_nudged_max", lo,
+                          self._binary("Mul", node, tag + "_nudged_span", step, levels))
+        return lo, hi
 
     def _measured_range(self, node, inp, tag):
         """Min and Max of the flattened tensor, computed at run time."""
@@ -115,11 +135,42 @@ class ReferenceLowering:
             ends.append(r.name)
         return ends
 
+    def quantize_weights(self, node, axis):
+        """(quint8 weights, min, max, per-channel rescale or None) for input 1 of a conv/matmul.
+
+        When every reader of the node's result is float, the int32 result is turned to float
+        exactly, so each output channel can be rescaled there: the weights are divided by
+        their channel's largest magnitude before the one per-tensor 8-bit range is chosen,
+        and the channel scales are multiplied back in float. After batch-norm folding channel
+        scales differ by 100x and plain per-tensor weights lose the small channels (MobileNet
+        v1 reference: grace_hopper's top 5 lost "military uniform" on a one-step rounding
+        change).
+        """
+        src = self.index.get(node.input[1])
+        if (src is None or src.op != "Const" or split_input(node.input[1])[1] != 0
+                or not self._readers_are_float(node)):
+            return self.quantize_input(node, node.input[1]) + (None,)
+        values = const_value(src).astype(np.float64)
+        other = tuple(a for a in range(values.ndim) if a != axis)
+        scale = np.abs(values).max(axis=other)
+        scale = np.where(scale > 0, scale, 1.0)
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        equalized = (values / scale.reshape(shape)).astype(np.float32)
+        q, qmin, qmax = quantize_nudged(equalized)
+        base = src.name + "_equalized_quint8"
+        q_node = make_const(self.names(base + "_const"), q, tf.quint8)
+        self.new_nodes.append(q_node)
+        return (q_node.name, self.const(base + "_min", qmin), self.const(base + "_max", qmax),
+                self.const(base + "_channel_scale", scale.astype(np.float32)))
+
+    def _readers_are_float(self, node):
+        readers = self.index.data_consumers(node.name)
+        return bool(readers) and not any(r.name in self.quantized for r, _ in readers)
+
     def _quantized_weight(self, const_node):
         if const_node.name not in self._weights:
-            values = const_value(const_node).astype(np.float32)
-            lo, hi = weight_range(values)
-            q, qmin, qmax = quantize_to_quint8(values, lo, hi, self.mode)
+            q, qmin, qmax = quantize_nudged(const_value(const_node).astype(np.float32))
             base = const_node.name + "_quint8"
             q_node = make_const(self.names(base + "_const"), q, tf.quint8)
             self.new_nodes.append(q_node)
@@ -127,20 +178,20 @@ class ReferenceLowering:
                                               self.const(base + "_max", qmax))
         return self._weights[const_node.name]
 
-    def finish_int32(self, node, result):
+    def finish_int32(self, node, result, channel_scale=None):
         """Narrows a qint32 result to quint8, then dequantizes it under the node's name.
 
         If no reader is quantized, the int32 result is dequantized directly (exactly)
         instead: narrowing would only add error.
         """
         lo_in, hi_in = tensor_name(result, 1), tensor_name(result, 2)
-        readers = self.index.data_consumers(node.name)
-        if readers and not any(r.name in self.quantized for r, _ in readers):
-            self._int32_to_float(node, result, hi_in)
+        if self._readers_are_float(node):
+            self._int32_to_float(node, result, hi_in, channel_scale)
             return
+        assert channel_scale is None, "rescaled weights need a float result"
         fixed = self._output_range(node)
         if fixed is not None:
-            fixed = clamp_range(fixed, self._reader_activation_range(node))
+            fixed = nudge_range(*clamp_range(fixed, self._reader_activation_range(node)))
             lo = self.const(node.name + "_eightbit_requant_min", fixed[0])
             hi = self.const(node.name + "_eightbit_requant_max", fixed[1])
         else:
@@ -152,7 +203,7 @@ class ReferenceLowering:
                         types={"Tinput": "qint32", "out_type": "quint8"})
         self.finish_quint8(node, req.name)
 
-    def _int32_to_float(self, node, result, hi):
+    def _int32_to_float(self, node, result, hi, channel_scale=None):
         """value = q * max / (2^31 - 1): the legacy ops' int32 results are symmetric around 0.
 
         Plain Bitcast/Cast/Mul rather than Dequantize(qint32), which oneDNN builds of TF
@@ -162,6 +213,8 @@ class ReferenceLowering:
         as_float = self.emit("Cast", node, "float", [bits.name], types={"SrcT": "int32", "DstT": "float32"})
         top = self.const(node.name + "_eightbit_int32_top", 2147483647.0)
         scale = self._binary("RealDiv", node, "int32_scale", hi, top)
+        if channel_scale is not None:  # a vector: broadcasts along the last (channel) axis
+            scale = self._binary("Mul", node, "int32_channel_scale", scale, channel_scale)
         out = create_node("Mul", node.name, [as_float.name, scale])
         set_attr_dtype(out, "T", tf.float32)
         self.new_nodes.append(out)
@@ -234,6 +287,30 @@ def refine_reference(graph_def, decision):
                     "reads a quantized %s; its int32 result is dequantized exactly instead of "
                     "narrowed per tensor for QuantizedBiasAdd" % src.op)
     return decision
+
+
+def nudge_range(lo, hi):
+    """(lo, hi) moved so that 0.0 falls exactly on an 8-bit code.
+
+    The legacy ops assume MIN_FIRST codes, whose zero is exact; TF's oneDNN builds run
+    QuantizeV2 with another rounding of the offset, which shifts every value of a tensor
+    with a negative minimum by up to half a step (measured: MobileNet's first conv off by
+    13%). With zero on a code both roundings give the same codes.
+    """
+    lo = min(lo, 0.0)
+    hi = max(hi, lo + 1e-6)
+    step = (hi - lo) / 255.0
+    lo = round(lo / step) * step
+    return lo, lo + 255.0 * step
+
+
+def quantize_nudged(values):
+    """(quint8 codes, min, max) of a weight over its nudged range (the original tool's range:
+    holds zero, never empty), computed here so it doesn't depend on TF's build."""
+    lo, hi = nudge_range(*weight_range(values))
+    step = (hi - lo) / 255.0
+    codes = np.clip(np.floor((values.astype(np.float64) - lo) / step + 0.5), 0, 255).astype(np.uint8)
+    return codes, lo, hi
 
 
 def clamp_range(rng, keep):
