@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_cache import inception_v3_paths, load_generator, photos_dir
+from tests.model_cache import inception_v3_paths, load_generator, photos_dir
 
 LEGACY_OPS = {
     "Placeholder", "DecodeJpeg", "Cast", "ExpandDims", "ResizeBilinear", "Sub", "Mul", "Const",
