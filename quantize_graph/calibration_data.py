@@ -30,23 +30,25 @@ def load_calibration_inputs(path, input_names, size, preprocessing, progress=Non
             if progress is not None:
                 progress.update(1)
         return {input_names[0]: np.stack(images)}
-    return _load_arrays(path, input_names, size)
+    return {n: a[:size] for n, a in load_arrays(path, input_names, "calibration data").items()}
 
 
-def _load_arrays(path, input_names, size):
+def load_arrays(path, input_names, what):
+    """{input name: array} from a .npy (one input) or a .npz keyed by input node name;
+    `what` names the flag or file in errors."""
     try:
         data = np.load(path)
     except (OSError, ValueError) as e:
-        raise QuantizeGraphError("cannot read calibration data '%s': %s" % (path, e))
+        raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, e))
     if isinstance(data, np.ndarray):
         if len(input_names) != 1:
-            raise QuantizeGraphError("a .npy feeds one input but the graph has %d (%s); use a .npz"
-                                     % (len(input_names), ", ".join(input_names)))
-        return {input_names[0]: data[:size]}
+            raise QuantizeGraphError("%s '%s' is a .npy, which feeds one input, but the graph has %d "
+                                     "(%s); use a .npz" % (what, path, len(input_names), ", ".join(input_names)))
+        return {input_names[0]: data}
     missing = [n for n in input_names if n not in data.files]
     if missing:
-        raise QuantizeGraphError("calibration data '%s' has no array for input '%s'" % (path, missing[0]))
-    return {n: data[n][:size] for n in input_names}
+        raise QuantizeGraphError("%s '%s' has no array for input '%s'" % (what, path, missing[0]))
+    return {n: data[n] for n in input_names}
 
 
 def batches(inputs, batch_size):

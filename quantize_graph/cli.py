@@ -10,7 +10,7 @@ from absl import app, flags
 
 from quantize_graph import legacy
 from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
-from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_calibration_inputs
+from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
 from quantize_graph.compare import compare_graphs, format_errors, random_feeds
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, load_graph_def, save_graph_def
@@ -216,19 +216,7 @@ def _check_feed_shapes(graph_def, feeds):
 
 
 def _load_test_input(path, input_names):
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise QuantizeGraphError("cannot read --test_input '%s': %s" % (path, e))
-    if isinstance(data, np.ndarray):
-        if len(input_names) != 1:
-            raise QuantizeGraphError("--test_input .npy feeds one input but the graph has %d; use .npz"
-                                     % len(input_names))
-        return {input_names[0]: data}
-    missing = [n for n in input_names if n not in data.files]
-    if missing:
-        raise QuantizeGraphError("--test_input '%s' has no array for input '%s'" % (path, missing[0]))
-    return {n: data[n] for n in input_names}
+    return load_arrays(path, input_names, "--test_input")
 
 
 def _print_report(result, report):

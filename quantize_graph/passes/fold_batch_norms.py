@@ -158,7 +158,7 @@ def _match(node, index):
         weights = index.get(op_node.input[1])
         if weights is None or weights.op != "Const":
             continue
-        channels = _out_channels(op_node, const_value(weights))
+        channels = out_channels(op_node, const_value(weights))
         vector = _per_channel(const_value(c_node), channels, rank=2 if op_node.op == "MatMul" else 4)
         if vector is None:
             continue
@@ -172,7 +172,8 @@ def _single_consumer(node, index):
     return len(index.consumers.get(node.name, [])) == 1
 
 
-def _out_channels(op_node, w):
+def out_channels(op_node, w):
+    """Output channels of a Conv2D, DepthwiseConv2dNative or MatMul with weights `w`."""
     if op_node.op == "Conv2D":
         return w.shape[3]
     if op_node.op == "DepthwiseConv2dNative":

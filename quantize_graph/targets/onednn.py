@@ -27,6 +27,7 @@ from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, make_const,
                                         set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string)
+from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
 
 # A quantized tensor: its codes, the tensors holding its (min, max), its type, and the largest
@@ -198,7 +199,7 @@ class OneDnnLowering:
         if head.op == "DepthwiseConv2dNative" and weights.shape[3] != 1:
             self._why = "depthwise channel multiplier > 1"
             return False
-        channels = _out_channels(head, weights)
+        channels = out_channels(head, weights)
         bias = (const_value(self.index.node(bias_node.input[1])).astype(np.float32)
                 if bias_node is not None else np.zeros([channels], np.float32))
         base = last.name + "/eightbit"
@@ -305,14 +306,6 @@ class OneDnnLowering:
             return axis
         rank = self._emit("Rank", node.name + "/eightbit_rank", [first_value], {"T": tf.quint8})
         return self._emit("FloorMod", node.name + "/eightbit_axis", [axis, rank.name], {"T": tf.int32}).name
-
-
-def _out_channels(node, w):
-    if node.op == "Conv2D":
-        return w.shape[3]
-    if node.op == "DepthwiseConv2dNative":
-        return w.shape[2] * w.shape[3]
-    return w.shape[0] if node.attr["transpose_b"].b else w.shape[1]
 
 
 def pair_limit(weights, k_axis, reduce_axes):
