@@ -19,6 +19,9 @@ from quantize_graph.runner import GraphRunner
 
 METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
+# Entropy calibration clips tails; a last bin holding more than this share of all values is
+# a saturation bound (e.g. Relu6's 6), and clipping it would move all those values.
+SATURATION_MASS = 1e-3
 
 
 class TensorStats:
@@ -52,6 +55,8 @@ def choose_range(stats, method="minmax", percentile=99.99):
         width = stats.absmax / BINS
         if method == "percentile":
             bins = _percentile_bins(stats.hist, percentile)
+        elif stats.hist[-1] > SATURATION_MASS * stats.hist.sum():
+            bins = len(stats.hist)  # a pile-up at the edge is a bound (Relu6), not a tail
         else:
             bins = _entropy_bins(stats.hist, levels=255 if lo >= 0 else 128)
         threshold = bins * width

@@ -147,3 +147,10 @@ def test_fake_quant_ranges_win_over_calibration_onednn():
     consts = {n.name: n for n in q.node if n.op == "Const"}
     pool_input = [n for n in q.node if n.op == "QuantizeV2" and n.input[0] == "fq"][0]
     assert float(tf.make_ndarray(consts[pool_input.input[2]].attr["value"].tensor)) == 5.0
+
+
+def test_entropy_keeps_a_saturation_bound():
+    # Relu6-like: a quarter of the values pile up at exactly 6.
+    values = np.clip(RNG.normal(2, 3, 100000), 0, 6).astype(np.float32)
+    _, hi = choose_range(stats_of(values), "entropy")
+    assert hi == pytest.approx(6.0)
