@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 from quantize_graph.compare import output_errors  # noqa: E402
-from quantize_graph.errors import QuantizeGraphError  # noqa: E402
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.tools.entry import run_tool  # noqa: E402
 from quantize_graph.evaluate import load_images, read_labels_csv, top_k_accuracy  # noqa: E402
 from quantize_graph.preprocess import check_preprocessing, list_images  # noqa: E402
 from quantize_graph.progress import ProgressBar  # noqa: E402
@@ -282,20 +283,8 @@ def main(argv):
 
 def run(argv=None):
     """Console-script entry point; returns the exit status."""
-    argv = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help", "--helpshort", "--helpfull") for a in argv[1:]):
-        print("usage: %s --graph=A.pb [--compare=B.pb] --images=DIR --labels_csv=FILE "
-              "[--label_offset=N] [flags]\n\n%s"
-              % (PROG, FLAGS.get_help(include_special_flags=False)))
-        return 0
-    try:
-        main(argv)
-    except (QuantizeGraphError, flags.Error) as e:
-        message = str(e).strip().splitlines()
-        print("%s: error: %s" % (PROG, message[0] if message else type(e).__name__),
-              file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(PROG, "--graph=A.pb [--compare=B.pb] --images=DIR --labels_csv=FILE [flags]",
+                    FLAGS, main, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from quantize_graph.errors import QuantizeGraphError  # noqa: E402
+from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.tools.entry import run_tool  # noqa: E402
 from quantize_graph.graph.io import load_graph_def  # noqa: E402
 from quantize_graph.graph.names import (  # noqa: E402
     ensure_tensor_name_has_port, node_name_from_input)
@@ -198,19 +199,7 @@ def main(argv):
 
 def run(argv=None):
     """Console-script entry point; returns the exit status."""
-    argv = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help", "--helpshort", "--helpfull") for a in argv[1:]):
-        print("usage: %s --graph=GRAPH --image=IMAGE [flags]\n\n%s"
-              % (PROG, FLAGS.get_help(include_special_flags=False)))
-        return 0
-    try:
-        main(argv)
-    except (QuantizeGraphError, flags.Error) as e:
-        message = str(e).strip().splitlines()
-        print("%s: error: %s" % (PROG, message[0] if message else type(e).__name__),
-              file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(PROG, "--graph=GRAPH --image=IMAGE [flags]", FLAGS, main, argv)
 
 
 if __name__ == "__main__":
