@@ -54,11 +54,6 @@ def test_eightbit_inception_v3_imports_runs_and_is_small(models, photos, tmp_pat
     assert _top1(quantized, input_tensor, photos[:2]).shape == (2,)
 
 
-# Known unmet (issue 2): the generated network is chaotic, a random BN-ReLU net that amplifies
-# any perturbation layer after layer, so any 8-bit scheme flips most of its near-uniform top-1
-# choices (measured 0.18-0.42). A trained net is not like that; the generator must be made
-# to behave like one. pytest reports XPASS once the generator is fixed: then drop the mark.
-@pytest.mark.xfail(reason="generated Inception-v3 is chaotic; see tools/make_inception_v3.py")
 @pytest.mark.parametrize("form,input_tensor", [("modern", "input:0"), ("legacy", "Mul:0")])
 def test_eightbit_inception_v3_agrees_with_float(models, photos, tmp_path, form, input_tensor):
     float_path = models[0] if form == "modern" else models[1]
