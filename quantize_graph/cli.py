@@ -49,8 +49,9 @@ flags.DEFINE_list("excluded_ops", [], "Op types to keep in float, comma separate
 flags.DEFINE_list("excluded_nodes", [], "Node names to keep in float, comma separated.")
 flags.DEFINE_string("target", "auto", "Which 8-bit ops eightbit lowers to: onednn (TF's fused "
                     "oneDNN int8 kernels; needs calibration), reference (the stock legacy "
-                    "quantized ops, portable, slow), or auto (onednn where its kernels run and "
-                    "calibration data is given, else reference).")
+                    "quantized ops, portable, slow), kernels (this project's own Qg op library, "
+                    "kernels/; needs calibration and the built library), or auto (onednn where "
+                    "its kernels run and calibration data is given, else reference).")
 flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input) or .npz (keyed by input "
                     "node name) holding the inputs to compare float and eightbit on.")
 flags.DEFINE_string("test_input_dims", "", "Mode test: shape of random inputs, e.g. 1,224,224,3; "

@@ -27,7 +27,7 @@ from quantize_graph.targets import lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
-TARGETS = ("auto", "reference", "onednn")
+TARGETS = ("auto", "reference", "onednn", "kernels")
 
 
 @dataclasses.dataclass

@@ -72,9 +72,13 @@ def _check_runnable(graph_def):
     """A onednn-target graph in a TensorFlow without oneDNN would fail deep inside a run with
     "Missing 0-th output" (or return nothing); say what is wrong instead."""
     from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs, uses_onednn_ops
+    from quantize_graph.targets.kernels import uses_kernels_ops
     if uses_onednn_ops(graph_def) and not onednn_int8_runs():
         raise QuantizeGraphError("this graph uses TensorFlow's oneDNN int8 kernels (target onednn), "
                                  "which this TensorFlow does not run: " + HOW_TO_ENABLE)
+    if uses_kernels_ops(graph_def):   # Qg ops import only once our op library is loaded
+        from quantize_graph import kernels
+        kernels.load()
 
 
 def run_graph(graph_def, outputs, feeds, threads=None):

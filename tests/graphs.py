@@ -51,3 +51,26 @@ def write_graph(graph_def, path, as_text=None):
     with open(path, "wb") as f:
         f.write(data)
     return path
+
+
+def residual_graph(seed=0):
+    """conv+bias+relu -> conv+bias + residual Add + relu -> depthwise+relu6 -> max/avg pool ->
+    concat -> reshape -> matmul+bias -> softmax: every pattern the kernels target fuses."""
+    rng = np.random.default_rng(seed)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf1.placeholder(tf.float32, [None, 12, 12, 3], name="input")
+        w0 = tf.constant(rng.normal(0, .3, [3, 3, 3, 8]).astype(np.float32))
+        a = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w0, 1, "SAME"), tf.constant(rng.normal(0, .1, 8).astype(np.float32))), name="a")
+        w1 = tf.constant(rng.normal(0, .3, [3, 3, 8, 8]).astype(np.float32))
+        b = tf.nn.bias_add(tf.nn.conv2d(a, w1, 1, "SAME"), tf.constant(rng.normal(0, .1, 8).astype(np.float32)), name="b")
+        r = tf.nn.relu(tf.add(b, a), name="res")
+        wd = tf.constant(rng.normal(0, .3, [3, 3, 8, 1]).astype(np.float32))
+        d = tf.nn.relu6(tf.nn.depthwise_conv2d(r, wd, [1, 1, 1, 1], "SAME"), name="dw")
+        p = tf.nn.max_pool2d(d, 2, 2, "VALID", name="pool")
+        c = tf.concat([p, tf.nn.avg_pool2d(r, 2, 2, "VALID")], 3, name="cat")
+        f = tf.reshape(c, [-1, 6 * 6 * 16], name="flat")
+        wm = tf.constant(rng.normal(0, .1, [576, 10]).astype(np.float32))
+        logits = tf.nn.bias_add(tf.matmul(f, wm), tf.constant(np.zeros(10, np.float32)), name="logits")
+        tf.nn.softmax(logits, name="softmax")
+    return g.as_graph_def(), "input", "softmax"

@@ -18,4 +18,4 @@ def lower_activation_reference(ctx, node):
 
 
 register(["Relu", "Relu6"], supports_activation, reference=lower_activation_reference,
-         onednn=FUSED_INTO_PRODUCER)
+         onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

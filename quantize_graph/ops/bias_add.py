@@ -18,4 +18,4 @@ def lower_bias_add_reference(ctx, node):
 
 
 register(["BiasAdd", "BiasAddV1"], supports_bias_add, reference=lower_bias_add_reference,
-         onednn=FUSED_INTO_PRODUCER)
+         onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

@@ -49,4 +49,5 @@ def lower_concat_reference(ctx, node):
     ctx.finish_quint8(node, concat.name)
 
 
-register(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference, onednn=LOWERED_BY_TARGET)
+register(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

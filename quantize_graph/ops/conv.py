@@ -26,4 +26,5 @@ def lower_conv2d_reference(ctx, node):
     ctx.finish_int32(node, conv.name, channel_scale)
 
 
-register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=LOWERED_BY_TARGET)
+register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

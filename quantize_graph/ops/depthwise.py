@@ -14,4 +14,5 @@ def supports_depthwise(node):
     return True, ""
 
 
-register(["DepthwiseConv2dNative"], supports_depthwise, onednn=LOWERED_BY_TARGET)
+register(["DepthwiseConv2dNative"], supports_depthwise, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

@@ -21,4 +21,5 @@ def lower_matmul_reference(ctx, node):
     ctx.finish_int32(node, mm.name, channel_scale)
 
 
-register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=LOWERED_BY_TARGET)
+register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

@@ -21,4 +21,5 @@ def lower_pool_reference(ctx, node):
     ctx.finish_quint8(node, pool.name)
 
 
-register(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=LOWERED_BY_TARGET)
+register(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

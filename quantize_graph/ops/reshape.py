@@ -18,4 +18,5 @@ def lower_reshape_reference(ctx, node):
     ctx.finish_quint8(node, reshape.name)
 
 
-register(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=LOWERED_BY_TARGET)
+register(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=LOWERED_BY_TARGET,
+         kernels=LOWERED_BY_TARGET)

@@ -4,12 +4,14 @@ import tensorflow as tf
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input
 from tensorflow.python.framework import op_def_registry
+from quantize_graph.targets.kernels import lower_kernels
 from quantize_graph.targets.onednn import lower_onednn
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
 
-_LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn}
-_REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision}
+_LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": lower_kernels}
+_REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision,
+             "kernels": lambda graph_def, decision: decision}
 
 
 def resolve_target(target, has_ranges):

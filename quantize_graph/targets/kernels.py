@@ -1,0 +1,275 @@
+"""The `kernels` target: the project's own Qg op library (kernels/, contract in kernels/OPS.md).
+
+It lowers the same patterns as the onednn target and reuses its driver (fusion groups, where
+data enters and leaves 8 bits), with three differences that the Qg ops allow:
+- activations are quint8 with a zero point (affine), so signed tensors (the image entering the
+  first conv, a conv without activation, residual sums) stay in 8 bits too;
+- weights are qint8 symmetric per output channel with the full 8 bits (our kernels accumulate in
+  int32 with no int16 pair sums), conv, depthwise and MatMul alike;
+- a residual Add after conv + BiasAdd is fused as the conv's summand, with or without an
+  activation after it.
+A MatMul that only float ops read returns float (logits keep full precision).
+"""
+import numpy as np
+import tensorflow as tf
+
+from quantize_graph.graph.edit import graph_with_nodes
+from quantize_graph.graph.names import canonical_input, split_input, tensor_name
+from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set_attr_dtype,
+                                        set_attr_int, set_attr_string)
+from quantize_graph.passes.fold_batch_norms import out_channels
+from quantize_graph.passes.weights import round_keeping_sums
+from quantize_graph.targets.onednn import ACTIVATIONS, HEADS, OneDnnLowering, Quantized
+
+ADDS = ("Add", "AddV2")
+QG_OPS_PREFIX = "Qg"
+
+
+def affine_range(lo, hi):
+    """(min, max) widened to hold 0 and nudged so that 0.0 is an exact quint8 code."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-6:
+        hi = lo + 1e-6
+    scale = (hi - lo) / 255.0
+    zero_point = int(np.clip(np.rint(-lo / scale), 0, 255))
+    lo = -zero_point * scale
+    return lo, lo + 255.0 * scale
+
+
+def quantize_weights(weights, axis):
+    """(qint8 codes in [-127, 127], float32 scale per channel along `axis`), symmetric; rounding
+    keeps each channel's sum of rounding errors near zero (see passes/weights.py)."""
+    other = tuple(a for a in range(weights.ndim) if a != axis)
+    top = np.abs(weights).max(axis=other).astype(np.float64)
+    top = np.where(top > 0, top, 1e-6)
+    shape = [1] * weights.ndim
+    shape[axis] = -1
+    grid = weights / top.reshape(shape) * 127.0 + 127.0
+    codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
+    return codes, (top / 127.0).astype(np.float32)
+
+
+class KernelsLowering(OneDnnLowering):
+
+    def lower(self):
+        # A group is lowered where its last member sits in topological order, so a residual
+        # summand produced by another branch is already 8-bit when its Add is fused.
+        groups = self._fusion_groups()
+        absorbed = {n for g in groups.values() for n in g[1:]}
+        at_last = {g[-1]: g for g in groups.values()}
+        for name in self.index.topological_order():
+            group = at_last.get(name)
+            if group is None and (name in absorbed or name in groups or name not in self.decision.quantized):
+                continue
+            ok = self._lower_group(group) if group else self._lower_single(self.index.nodes[name])
+            if not ok:
+                for member in group or [name]:
+                    self._keep_float(member, self._why or "no quantized form here")
+        for name in absorbed:
+            if name not in self.replaced:
+                self._keep_float(name, "not fused into a quantized conv/matmul")
+        self._dequantize_outputs()
+        kept = [n for n in self.graph_def.node if n.name not in self.replaced]
+        return graph_with_nodes(self.graph_def, kept + self.new_nodes)
+
+    # ---- fusion: conv [+ BiasAdd] [+ residual Add] [+ Relu/Relu6] ---------------------------
+
+    def _fusion_groups(self):
+        groups = {}
+        for name in self.decision.quantized:
+            node = self.index.nodes[name]
+            if node.op not in HEADS or not self._is_const(node.input[1]):
+                continue
+            members, tail = [name], node
+            nxt = self._sole_reader(tail)
+            if nxt is not None and nxt.op in ("BiasAdd", "BiasAddV1") and self._is_const(nxt.input[1]):
+                members.append(nxt.name)
+                tail, nxt = nxt, self._reader_of(nxt)
+            if node.op == "Conv2D" and nxt is not None and nxt.op in ADDS and self._summand_of(nxt, tail):
+                members.append(nxt.name)
+                tail, nxt = nxt, self._sole_reader(nxt)
+            if nxt is not None and nxt.op in ACTIVATIONS:
+                members.append(nxt.name)
+            groups[name] = members
+        return groups
+
+    def _reader_of(self, node):
+        """The one quantized reader of `node` (at any input position: an Add may read it second)."""
+        readers = self.index.consumers.get(node.name, [])
+        if len(readers) != 1 or readers[0][0].name not in self.decision.quantized:
+            return None
+        reader, position = readers[0]
+        return reader if split_input(reader.input[position])[1] == 0 else None
+
+    def _summand_of(self, add, tail):
+        """The other input of a residual `add` whose one input is `tail`, or None."""
+        ins = [i for i in add.input if not i.startswith("^")]
+        if len(ins) != 2 or canonical_input(ins[0]) == canonical_input(ins[1]):
+            return None
+        mine = [i for i in ins if canonical_input(i) == canonical_input(tail.name)]
+        if len(mine) != 1:
+            return None
+        other = ins[1] if mine[0] == ins[0] else ins[0]
+        src = self.index.get(other)
+        return other if src is not None and src.op != "Const" else None
+
+    # ---- data entering and leaving 8 bits ---------------------------------------------------
+
+    def _input(self, inp):
+        key = canonical_input(inp)
+        if key in self.quantized:
+            return self.quantized[key]
+        rng = self.ranges.get(key, self.fallback_range)
+        if rng is None:
+            return None
+        lo, hi = affine_range(*rng)
+        base = key.replace(":", "_") + "/eightbit"
+        q = self._emit("QgQuantize", base + "_quantize",
+                       [inp, self._const(base + "_min", lo), self._const(base + "_max", hi)])
+        result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, hi)
+        self.quantized[key] = result
+        return result
+
+    def _output_range(self, name, activation=None):
+        rng = self.ranges.get(name, self.fallback_range)
+        if rng is None:
+            from quantize_graph.errors import QuantizeGraphError
+            raise QuantizeGraphError("no calibrated range for tensor '%s'" % name)
+        lo, hi = rng
+        if activation is not None:          # what Relu/Relu6 can output
+            lo = max(lo, 0.0)
+            if ACTIVATIONS[activation] is not None:
+                hi = min(hi, ACTIVATIONS[activation])
+        return affine_range(lo, hi)
+
+    def _dequantize_outputs(self):
+        for name in sorted(self.produced):
+            q = self.quantized[name]
+            self.new_nodes.append(create_node("QgDequantize", name, [q.tensor, q.min, q.max]))
+
+    # ---- conv / depthwise / matmul ----------------------------------------------------------
+
+    def _lower_group(self, members):
+        nodes = [self.index.nodes[m] for m in members]
+        head, last = nodes[0], nodes[-1]
+        bias_node = next((n for n in nodes if n.op in ("BiasAdd", "BiasAddV1")), None)
+        add = next((n for n in nodes if n.op in ADDS), None)
+        act = next((n for n in nodes if n.op in ACTIVATIONS), None)
+        self._why = None
+        x = self._input(head.input[0])
+        if x is None:
+            self._why = "no range for its input"
+            return False
+        summand = None
+        if add is not None:
+            tail = bias_node or head
+            summand = self._input(self._summand_of(add, tail))
+            if summand is None:
+                self._why = "no range for the residual summand"
+                return False
+        weights = const_value(self.index.node(head.input[1])).astype(np.float32)
+        channels = out_channels(head, weights)
+        bias = (const_value(self.index.node(bias_node.input[1])).astype(np.float32)
+                if bias_node is not None else np.zeros([channels], np.float32))
+        base = last.name + "/eightbit"
+        if head.op == "MatMul":
+            if head.attr["transpose_a"].b:
+                self._why = "transpose_a is not supported by the int8 MatMul"
+                return False
+            if head.attr["transpose_b"].b:
+                weights = weights.T
+            codes, scales = quantize_weights(weights, 1)
+            op = "QgQuantizedMatMul"
+        elif head.op == "Conv2D":
+            codes, scales = quantize_weights(weights, 3)
+            op = "QgQuantizedConv2D"
+        else:   # depthwise: [kh, kw, C, mult], output channel c * mult + m
+            kh, kw, c, mult = weights.shape
+            codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
+            codes = codes.reshape(kh, kw, c, mult)
+            op = "QgQuantizedDepthwiseConv2D"
+        float_out = head.op == "MatMul" and act is None and add is None and not self._has_quantized_reader(last)
+        lo, hi = (0.0, 1.0) if float_out else self._output_range(last.name, act.op if act else None)
+        inputs = [x.tensor, self._const(base + "_weights", codes, tf.qint8),
+                  self._const(base + "_weight_scale", scales),
+                  self._const(base + "_bias", bias), x.min, x.max,
+                  self._const(base + "_min_output", lo), self._const(base + "_max_output", hi)]
+        if op != "QgQuantizedDepthwiseConv2D":
+            inputs += [summand.tensor] if summand else []
+            inputs += [summand.min, summand.max] if summand else []
+        node = create_node(op, last.name if float_out else self.names(base), inputs)
+        set_attr_string(node, "activation", (act.op.lower() if act is not None else "none").encode())
+        set_attr_dtype(node, "out_type", tf.float32 if float_out else tf.quint8)
+        if op != "QgQuantizedDepthwiseConv2D":
+            set_attr_int(node, "num_summand", 1 if summand else 0)
+        if head.op != "MatMul":
+            for attr in ("strides", "padding", "dilations"):
+                if attr in head.attr:
+                    copy_attr(node, attr, head.attr[attr])
+        self.new_nodes.append(node)
+        self._replace(members)
+        if not float_out:
+            self._produce(last.name, node, tf.quint8, hi)
+        return True
+
+    def _has_quantized_reader(self, node):
+        return any(r.name in self.decision.quantized for r, _ in self.index.consumers.get(node.name, []))
+
+    # ---- pools, concat, reshape -------------------------------------------------------------
+
+    def _lower_single(self, node):
+        self._why = None
+        if node.op in ("MaxPool", "AvgPool"):
+            x = self._input(node.input[0])
+            if x is None:
+                return False
+            pool = self._emit("QgQuantized" + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max])
+            for attr in ("ksize", "strides", "padding"):
+                copy_attr(pool, attr, node.attr[attr])
+            self._replace([node.name])
+            self._produce(node.name, pool, tf.quint8, x.magnitude)
+            return True
+        if node.op in ("Concat", "ConcatV2"):
+            return self._lower_concat(node)
+        if node.op == "Reshape":
+            x = self._input(node.input[0])
+            if x is None:
+                return False
+            r = self._emit("Reshape", node.name + "/eightbit", [x.tensor, node.input[1]], {"T": tf.quint8})
+            copy_attr(r, "Tshape", node.attr["Tshape"])
+            self._replace([node.name])
+            # A reshape keeps the range: the codes travel with their producer's min/max.
+            self.quantized[node.name] = Quantized(r.name, x.min, x.max, tf.quint8, x.magnitude)
+            self.produced.add(node.name)
+            return True
+        self._why = "only fused into a quantized conv/matmul"
+        return False
+
+    def _lower_concat(self, node):
+        inputs = [i for i in node.input if not i.startswith("^")]
+        axis, values = (inputs[0], inputs[1:]) if node.op == "Concat" else (inputs[-1], inputs[:-1])
+        src = self.index.get(axis)
+        if src is None or src.op != "Const":
+            self._why = "the concat axis is not a constant"
+            return False
+        qs = [self._input(v) for v in values]
+        if any(q is None for q in qs):
+            return False
+        lo, hi = self._output_range(node.name)
+        concat = self._emit("QgQuantizedConcat", node.name + "/eightbit",
+                            [q.tensor for q in qs] + [q.min for q in qs] + [q.max for q in qs]
+                            + [self._const(node.name + "/eightbit_min_output", lo),
+                               self._const(node.name + "/eightbit_max_output", hi)])
+        set_attr_int(concat, "N", len(qs))
+        set_attr_int(concat, "axis", int(const_value(src)))
+        self._replace([node.name])
+        self._produce(node.name, concat, tf.quint8, hi)
+        return True
+
+
+def uses_kernels_ops(graph_def):
+    return any(n.op.startswith(QG_OPS_PREFIX) for n in graph_def.node)
+
+
+def lower_kernels(graph_def, decision, fallback_range=None, ranges=None):
+    return KernelsLowering(graph_def, decision, ranges, fallback_range).lower()

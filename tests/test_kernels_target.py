@@ -1,0 +1,65 @@
+"""--target=kernels: the lowering to the project's Qg ops (kernels/OPS.md), and the lowered graph
+run against float once the op library is built."""
+import collections
+
+import numpy as np
+import pytest
+
+from quantize_graph.pipeline import Options, run_pipeline
+from tests.graphs import residual_graph
+
+
+def _calibration(seed=1, count=16):
+    return np.random.default_rng(seed).uniform(-1, 1, [count, 12, 12, 3]).astype(np.float32)
+
+
+def _lowered():
+    graph_def, inp, out = residual_graph()
+    options = Options(target="kernels", calibration_inputs={inp: _calibration()})
+    return graph_def, run_pipeline(graph_def, [out], options, [inp])
+
+
+def test_every_pattern_is_lowered_to_qg_ops():
+    _, (q, report) = _lowered()
+    ops = collections.Counter(n.op for n in q.node if n.op != "Const")
+    assert ops == {"Placeholder": 1, "QgQuantize": 1, "QgQuantizedConv2D": 2,
+                   "QgQuantizedDepthwiseConv2D": 1, "QgQuantizedMaxPool": 1, "QgQuantizedAvgPool": 1,
+                   "QgQuantizedConcat": 1, "Reshape": 1, "QgQuantizedMatMul": 1, "Softmax": 1}
+    # Only the softmax stays float: the signed image enters int8 (affine quint8), the residual
+    # Add is the second conv's summand, the logits come out of the MatMul as float.
+    assert set(report.stayed_float) == {"softmax"}
+    nodes = {n.name: n for n in q.node}
+    res = next(n for n in q.node if n.op == "QgQuantizedConv2D" and n.attr["num_summand"].i == 1)
+    assert res.attr["activation"].s == b"relu" and len(res.input) == 11
+    assert nodes["logits"].op == "QgQuantizedMatMul" and nodes["logits"].attr["out_type"].type == 1
+
+
+def test_ranges_hold_zero_exactly():
+    from quantize_graph.targets.kernels import affine_range
+    for lo, hi in [(-1.0, 1.0), (-0.3, 5.0), (0.0, 6.0), (0.2, 0.9), (-2.0, -0.5)]:
+        a, b = affine_range(lo, hi)
+        scale = (b - a) / 255
+        assert a <= min(lo, 0) + scale and b >= max(hi, 0) - scale
+        assert abs(-a / scale - round(-a / scale)) < 1e-6
+
+
+def test_weights_are_symmetric_per_channel_with_8_bits():
+    from quantize_graph.targets.kernels import quantize_weights
+    w = np.random.default_rng(0).normal(0, 1, [3, 3, 4, 5]).astype(np.float32)
+    w[..., 2] *= 100
+    codes, scales = quantize_weights(w, 3)
+    assert codes.dtype == np.int8 and np.abs(codes).max() == 127 and scales.shape == (5,)
+    assert np.abs(codes * scales - w).max(axis=(0, 1, 2)).max() <= scales.max() * 1.0 + 1e-6
+    assert np.all(np.abs(codes * scales - w) <= scales + 1e-6)
+
+
+def test_runs_close_to_float():
+    kernels = pytest.importorskip("quantize_graph.kernels", reason="the Qg op library is not in this tree")
+    if not kernels.is_built():
+        pytest.skip("the Qg op library is not built (pip install -e . builds it)")
+    from quantize_graph.runner import run_graph
+    graph_def, (q, _) = _lowered()
+    x = _calibration(seed=2, count=8)
+    [want] = run_graph(graph_def, ["logits:0"], {"input:0": x})
+    [got] = run_graph(q, ["logits:0"], {"input:0": x})
+    assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
