@@ -1,4 +1,6 @@
 """Runs a GraphDef in a TF1-style session: one place that imports graphs for execution."""
+import importlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -72,13 +74,27 @@ def _check_runnable(graph_def):
     """A onednn-target graph in a TensorFlow without oneDNN would fail deep inside a run with
     "Missing 0-th output" (or return nothing); say what is wrong instead."""
     from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs, uses_onednn_ops
-    from quantize_graph.targets.kernels import uses_kernels_ops
     if uses_onednn_ops(graph_def) and not onednn_int8_runs():
         raise QuantizeGraphError("this graph uses TensorFlow's oneDNN int8 kernels (target onednn), "
                                  "which this TensorFlow does not run: " + HOW_TO_ENABLE)
-    if uses_kernels_ops(graph_def):   # Qg ops import only once our op library is loaded
-        from quantize_graph import kernels
-        kernels.load()
+    _load_kernels_if_needed(graph_def)
+
+
+def _load_kernels_if_needed(graph_def):
+    """Graphs lowered to the `kernels` target use Qg* ops, registered only by our op library."""
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    qg_ops = sorted({n.op for n in nodes if n.op.startswith("Qg")})
+    if not qg_ops:
+        return
+    try:
+        kernels = importlib.import_module("quantize_graph.kernels")
+    except ModuleNotFoundError as e:
+        if e.name != "quantize_graph.kernels":
+            raise
+        raise QuantizeGraphError("the graph uses this project's ops (%s), which need its op "
+                                 "library, but quantize_graph.kernels is not available"
+                                 % ", ".join(qg_ops))
+    kernels.load()
 
 
 def run_graph(graph_def, outputs, feeds, threads=None):

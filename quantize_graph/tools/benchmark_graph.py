@@ -26,7 +26,7 @@ from quantize_graph.tools.entry import run_tool  # noqa: E402
 from quantize_graph.graph.io import load_graph_def  # noqa: E402
 from quantize_graph.graph.names import node_name_from_input  # noqa: E402
 from quantize_graph.runner import GraphRunner  # noqa: E402
-from quantize_graph.tools.label_image import _layer_tensor, _load_kernels_if_needed  # noqa: E402
+from quantize_graph.tools.label_image import _layer_tensor  # noqa: E402
 
 PROG = "benchmark_graph"
 
@@ -71,7 +71,6 @@ class Model:
         self.label = label or ("graph %s" % self.path if is_path else "the graph")
         graph_def = load_graph_def(self.path) if is_path else graph
         try:
-            _load_kernels_if_needed(graph_def)
             self.runner = GraphRunner(graph_def, threads)
         except QuantizeGraphError as e:
             raise self.error(e)

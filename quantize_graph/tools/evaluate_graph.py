@@ -23,7 +23,7 @@ from absl import flags  # noqa: E402
 
 from quantize_graph.compare import output_errors  # noqa: E402
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.tools.entry import run_tool  # noqa: E402
+from quantize_graph.tools.entry import define_preprocessing_flags, run_tool  # noqa: E402
 from quantize_graph.evaluate import load_images, read_labels_csv, top_k_accuracy  # noqa: E402
 from quantize_graph.preprocess import check_preprocessing, list_images  # noqa: E402
 from quantize_graph.progress import ProgressBar  # noqa: E402
@@ -51,16 +51,7 @@ flags.DEFINE_string("input_layer", None, "Input tensor (':0' optional); default:
                     "only Placeholder.", flag_values=FLAGS)
 flags.DEFINE_string("output_layer", None, "Output tensor of class scores (':0' optional); "
                     "default: the node no other node reads.", flag_values=FLAGS)
-flags.DEFINE_integer("input_height", None, "Image height fed to the graph; default: the input's "
-                     "static height, else %d." % DEFAULT_SIZE, lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_integer("input_width", None, "Image width fed to the graph; default: the input's "
-                     "static width, else %d." % DEFAULT_SIZE, lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_float("input_mean", 0.0, "Subtracted from each 0..255 pixel value.",
-                   flag_values=FLAGS)
-flags.DEFINE_float("input_std", 255.0, "Divides each pixel value after the mean is subtracted.",
-                   flag_values=FLAGS)
-flags.DEFINE_float("crop_fraction", 0.875, "Central crop kept before resizing, in (0, 1].",
-                   flag_values=FLAGS)
+define_preprocessing_flags(FLAGS, DEFAULT_SIZE, default_crop=0.875)
 flags.DEFINE_integer("skip", 0, "Skip the first N rows of the labels file.", lower_bound=0,
                      flag_values=FLAGS)
 flags.DEFINE_integer("limit", None, "Evaluate at most N images (after --skip).", lower_bound=1,

@@ -12,7 +12,6 @@ import os
 # errors, so they are silenced unless the user asked for them; this must precede TF's import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-import importlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -21,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.tools.entry import run_tool  # noqa: E402
+from quantize_graph.tools.entry import define_preprocessing_flags, run_tool  # noqa: E402
 from quantize_graph.graph.io import load_graph_def  # noqa: E402
 from quantize_graph.graph.names import (  # noqa: E402
     ensure_tensor_name_has_port, node_name_from_input)
@@ -41,18 +40,8 @@ flags.DEFINE_string("input_layer", "input", "Input tensor (':0' optional). A str
                     "the encoded file; a float input gets the decoded image.", flag_values=FLAGS)
 flags.DEFINE_string("output_layer", "softmax", "Output tensor of class scores (':0' optional).",
                     flag_values=FLAGS)
-flags.DEFINE_integer("input_height", None, "Image height fed to the graph; default: the input's "
-                     "static height, else %d." % DEFAULT_SIZE, lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_integer("input_width", None, "Image width fed to the graph; default: the input's "
-                     "static width, else %d." % DEFAULT_SIZE, lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_float("input_mean", 0.0, "Subtracted from each 0..255 pixel value.",
-                   flag_values=FLAGS)
-flags.DEFINE_float("input_std", 255.0, "Divides each pixel value after the mean is subtracted.",
-                   flag_values=FLAGS)
+define_preprocessing_flags(FLAGS, DEFAULT_SIZE, default_crop=None)
 flags.DEFINE_integer("top_k", 5, "How many labels to print.", lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing, in (0, 1], e.g. "
-                   "0.875 as in Inception/MobileNet evaluation; default: no crop.",
-                   flag_values=FLAGS)
 for _alias, _original in [("input_graph", "graph"), ("mean_value", "input_mean"),
                           ("std_value", "input_std"), ("input_layer_name", "input_layer"),
                           ("output_layer_name", "output_layer")]:
@@ -76,30 +65,12 @@ def label_image_timed(graph_path, image_path, labels_path=None, input_layer="inp
         raise QuantizeGraphError("top_k must be at least 1, got %d" % top_k)
     labels = read_labels(labels_path) if labels_path else []
     graph_def = load_graph_def(graph_path)
-    _load_kernels_if_needed(graph_def)
     with GraphRunner(graph_def) as runner:
         inp = _layer_tensor(runner.graph, input_layer, "input")
         out = _layer_tensor(runner.graph, output_layer, "output")
         value = _input_value(inp, image_path, height, width, mean, std, crop_fraction)
         scores, ms = _timed_run(runner, out.name, {inp.name: value})
     return _top_k(scores, labels, top_k, output_layer), ms
-
-
-def _load_kernels_if_needed(graph_def):
-    """Graphs lowered to the `kernels` target use Qg* ops, registered only by the op library."""
-    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
-    qg_ops = sorted({n.op for n in nodes if n.op.startswith("Qg")})
-    if not qg_ops:
-        return
-    try:
-        kernels = importlib.import_module("quantize_graph.kernels")
-    except ModuleNotFoundError as e:
-        if e.name != "quantize_graph.kernels":
-            raise
-        raise QuantizeGraphError("the graph uses this project's ops (%s), which need its op "
-                                 "library, but quantize_graph.kernels is not available"
-                                 % ", ".join(qg_ops))
-    kernels.load()
 
 
 def _layer_tensor(graph, layer, role):
