@@ -179,3 +179,29 @@ def test_gpu_library_loads_into_tensorflow_cpu_with_a_gpu_kernel_per_op():
         pytest.skip("no Qg op registrations in the library yet (CPU branch not merged)")
     for op in QG_OPS:
         assert result[op] == "1 -", f"{op}: {result[op]} (want one GPU kernel, valid HostMemory)"
+
+
+LAUNCHER_LIB = REPO / "build/cuda/libqg_cuda.so"
+
+
+@pytest.mark.skipif(not LAUNCHER_LIB.is_file(), reason="make cuda-launchers has not been run")
+def test_launcher_library_host_side_without_gpu():
+    gpu_test = import_gpu_test()
+    lib = gpu_test.load_launchers(LAUNCHER_LIB)
+    # TF's SAME/VALID rules: (size, window, stride, dilation, padding) -> (out, pad before).
+    cases = {(299, 3, 2, 1, "VALID"): (149, 0), (299, 3, 2, 1, "SAME"): (150, 1),
+             (17, 7, 1, 1, "SAME"): (17, 3), (15, 3, 1, 2, "SAME"): (15, 2),
+             (4, 5, 1, 1, "VALID"): (0, 0), (8, 8, 1, 1, "VALID"): (1, 0),
+             (35, 3, 2, 1, "VALID"): (17, 0), (0, 3, 1, 1, "SAME"): (0, 0)}
+    for args, want in cases.items():
+        assert gpu_test.output_size(lib, *args) == want, args
+    with pytest.raises(ValueError):
+        gpu_test.output_size(lib, 5, 3, 0, 1, "SAME")
+    # Packed filter: [n rounded to 128][k rounded to 64] bytes + n_pad int32 column sums.
+    assert lib.qg_cuda_packed_filter_bytes(27, 32) == 128 * 64 + 128 * 4
+    assert lib.qg_cuda_packed_filter_bytes(2048, 1000) == 1024 * 2048 + 1024 * 4
+    assert lib.qg_cuda_packed_filter_bytes(0, 5) == 128 * 64 + 128 * 4
+    # Empty work is a no-op; real work without a GPU is an error code, not a crash.
+    assert lib.qg_cuda_quantize(None, 0, -1.0, 1.0, None, None) == 0
+    if gpu_test.gpu_unavailable_reason() is not None:
+        assert lib.qg_cuda_quantize(None, 10, -1.0, 1.0, None, None) != 0

@@ -396,7 +396,7 @@ int qg_cuda_conv_output_size(int in, int filter, int stride, int dilation, int s
   int64_t o, pad = 0;
   if (same_padding) {
     o = (static_cast<int64_t>(in) + stride - 1) / stride;
-    int64_t needed = (o - 1) * stride + effective - in;
+    int64_t needed = o > 0 ? (o - 1) * stride + effective - in : 0;  // empty: no padding
     pad = needed > 0 ? needed / 2 : 0;
   } else {
     o = in >= effective ? (in - effective) / stride + 1 : 0;
