@@ -205,3 +205,58 @@ def test_launcher_library_host_side_without_gpu():
     assert lib.qg_cuda_quantize(None, 0, -1.0, 1.0, None, None) == 0
     if gpu_test.gpu_unavailable_reason() is not None:
         assert lib.qg_cuda_quantize(None, 10, -1.0, 1.0, None, None) != 0
+
+
+def test_epilogue_range_parameters_follow_ops_md(tmp_path):
+    # The host half of the epilogue (qg_common.cuh, compiled here by g++ without nvcc): scale,
+    # zero point, the quint8 clamp bounds per activation and the summand factor, against
+    # OPS.md's formulas evaluated in numpy float32.
+    import numpy as np
+    rng = np.random.default_rng(7)
+    ranges = [(-1.0, 1.0), (0.0, 6.0), (-0.3, 0.2), (-2.5, 7.75), (0.0, 1e-4), (-1e-3, 50.0),
+              (-10.0, 0.5)] + [tuple(sorted((float(np.float32(-abs(a))), float(np.float32(b)))))
+                               for a, b in rng.uniform(0.01, 8.0, (20, 2))]
+    lines = []
+    for i, (lo_x, hi_x) in enumerate(ranges):
+        lo_o, hi_o = ranges[(i + 3) % len(ranges)]
+        lo_s, hi_s = ranges[(i + 5) % len(ranges)]
+        for act in (0, 1, 2):
+            lines.append(f"show({lo_x!r}f, {hi_x!r}f, {lo_o!r}f, {hi_o!r}f, {lo_s!r}f, "
+                         f"{hi_s!r}f, {act});")
+    out = compile_c(tmp_path, textwrap.dedent("""
+        #include <stdio.h>
+        #include "qg_common.cuh"
+        static void show(float a, float b, float c, float d, float e, float f, int act) {
+          qg_epilogue ep = {};
+          ep.min_input = a; ep.max_input = b; ep.min_output = c; ep.max_output = d;
+          ep.min_summand = e; ep.max_summand = f; ep.activation = (qg_activation)act;
+          ep.out_type = QG_OUT_QUINT8; ep.summand = (const uint8_t*)&ep;  /* non-null */
+          qg::EpilogueArgs r = qg::make_epilogue(ep);
+          printf("%a %d %a %a %d %d %a %d\\n", r.scale_x, r.zp_x, r.scale_out, r.zp_out_f, r.lo,
+                 r.hi, r.summand_mul, r.zp_s);
+        }
+        int main() {
+        """) + "\n".join(lines) + "\nreturn 0;\n}\n", "c++")
+    f32 = np.float32
+
+    def params(lo, hi):
+        scale = (f32(hi) - f32(lo)) / f32(255)
+        return scale, int(np.clip(np.rint(-f32(lo) / scale), 0, 255))
+
+    got = out.splitlines()
+    k = 0
+    for i, (lo_x, hi_x) in enumerate(ranges):
+        lo_o, hi_o = ranges[(i + 3) % len(ranges)]
+        lo_s, hi_s = ranges[(i + 5) % len(ranges)]
+        for act in (0, 1, 2):
+            sx, zx = params(lo_x, hi_x)
+            so, zo = params(lo_o, hi_o)
+            ss, zs = params(lo_s, hi_s)
+            lo = zo if act in (1, 2) else 0
+            hi = int(min(255, zo + np.rint(f32(6) / so))) if act == 2 else 255
+            f = got[k].split()
+            k += 1
+            assert float.fromhex(f[0]) == sx and int(f[1]) == zx, (lo_x, hi_x)
+            assert float.fromhex(f[2]) == so and float.fromhex(f[3]) == zo, (lo_o, hi_o)
+            assert (int(f[4]), int(f[5])) == (lo, hi), (lo_o, hi_o, act)
+            assert float.fromhex(f[6]) == f32(ss) / f32(so) and int(f[7]) == zs
