@@ -231,7 +231,7 @@ def test_epilogue_range_parameters_follow_ops_md(tmp_path):
           ep.min_input = a; ep.max_input = b; ep.min_output = c; ep.max_output = d;
           ep.min_summand = e; ep.max_summand = f; ep.activation = (qg_activation)act;
           ep.out_type = QG_OUT_QUINT8; ep.summand = (const uint8_t*)&ep;  /* non-null */
-          qg::EpilogueArgs r = qg::make_epilogue(ep);
+          qg_cuda::EpilogueArgs r = qg_cuda::make_epilogue(ep);
           printf("%a %d %a %a %d %d %a %d\\n", r.scale_x, r.zp_x, r.scale_out, r.zp_out_f, r.lo,
                  r.hi, r.summand_mul, r.zp_s);
         }

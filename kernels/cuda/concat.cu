@@ -6,7 +6,7 @@
 
 #include "qg_common.cuh"
 
-namespace qg {
+namespace qg_cuda {
 namespace {
 
 __global__ void concat_one_kernel(const uint8_t* __restrict__ in, int64_t outer, int64_t slice,
@@ -27,7 +27,7 @@ __global__ void concat_one_kernel(const uint8_t* __restrict__ in, int64_t outer,
 }
 
 }  // namespace
-}  // namespace qg
+}  // namespace qg_cuda
 
 extern "C" cudaError_t qg_cuda_concat(const uint8_t* const* inputs, const int64_t* axis_sizes,
                                       const float* mins, const float* maxes, int n_inputs,
@@ -39,15 +39,15 @@ extern "C" cudaError_t qg_cuda_concat(const uint8_t* const* inputs, const int64_
     if (axis_sizes[i] < 0) return cudaErrorInvalidValue;
     axis_total += axis_sizes[i];
   }
-  qg::Range ro = qg::range_params(min_output, max_output);
+  qg_cuda::Range ro = qg_cuda::range_params(min_output, max_output);
   int64_t offset = 0;
   for (int i = 0; i < n_inputs; ++i) {
     int64_t slice = axis_sizes[i] * inner;
     if (outer * slice > 0) {
-      qg::Range ri = qg::range_params(mins[i], maxes[i]);
+      qg_cuda::Range ri = qg_cuda::range_params(mins[i], maxes[i]);
       // Same scale and zero point: the formula gives q back exactly, so copy.
       bool same = ri.scale == ro.scale && ri.zero_point == ro.zero_point;
-      qg::concat_one_kernel<<<qg::blocks_for(outer * slice), qg::kThreads1D, 0, stream>>>(
+      qg_cuda::concat_one_kernel<<<qg_cuda::blocks_for(outer * slice), qg_cuda::kThreads1D, 0, stream>>>(
           inputs[i], outer, slice, axis_total * inner, offset, ri.zero_point,
           ri.scale / ro.scale, static_cast<float>(ro.zero_point), same, out);
       cudaError_t err = cudaGetLastError();

@@ -6,7 +6,7 @@
 
 #include "qg_common.cuh"
 
-namespace qg {
+namespace qg_cuda {
 namespace {
 
 __global__ void depthwise_kernel(const uint8_t* __restrict__ x, const int8_t* __restrict__ w,
@@ -40,7 +40,7 @@ __global__ void depthwise_kernel(const uint8_t* __restrict__ x, const int8_t* __
 }
 
 }  // namespace
-}  // namespace qg
+}  // namespace qg_cuda
 
 extern "C" cudaError_t qg_cuda_depthwise_conv2d(const uint8_t* x, const int8_t* filter,
                                                 const qg_conv_shape* s, const qg_epilogue* ep,
@@ -52,8 +52,8 @@ extern "C" cudaError_t qg_cuda_depthwise_conv2d(const uint8_t* x, const int8_t* 
     return cudaErrorInvalidValue;
   int64_t total = static_cast<int64_t>(s->batch) * s->out_h * s->out_w * s->out_c;
   if (total == 0) return cudaSuccess;
-  qg::EpilogueArgs e = qg::make_epilogue(*ep);
-  qg::depthwise_kernel<<<qg::blocks_for(total), qg::kThreads1D, 0, stream>>>(x, filter, *s, total,
+  qg_cuda::EpilogueArgs e = qg_cuda::make_epilogue(*ep);
+  qg_cuda::depthwise_kernel<<<qg_cuda::blocks_for(total), qg_cuda::kThreads1D, 0, stream>>>(x, filter, *s, total,
                                                                              e, out);
   return cudaGetLastError();
 }

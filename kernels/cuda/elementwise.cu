@@ -3,7 +3,7 @@
 
 #include "qg_common.cuh"
 
-namespace qg {
+namespace qg_cuda {
 namespace {
 
 __global__ void quantize_kernel(const float* __restrict__ x, int64_t n, float scale, int zp,
@@ -38,7 +38,7 @@ __global__ void requantize_kernel(const int32_t* __restrict__ acc, int64_t n, in
 }
 
 }  // namespace
-}  // namespace qg
+}  // namespace qg_cuda
 
 extern "C" {
 
@@ -46,8 +46,8 @@ cudaError_t qg_cuda_quantize(const float* x, int64_t n, float min_range, float m
                              uint8_t* out, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  qg::Range r = qg::range_params(min_range, max_range);
-  qg::quantize_kernel<<<qg::blocks_for(n), qg::kThreads1D, 0, stream>>>(x, n, r.scale,
+  qg_cuda::Range r = qg_cuda::range_params(min_range, max_range);
+  qg_cuda::quantize_kernel<<<qg_cuda::blocks_for(n), qg_cuda::kThreads1D, 0, stream>>>(x, n, r.scale,
                                                                         r.zero_point, out);
   return cudaGetLastError();
 }
@@ -56,8 +56,8 @@ cudaError_t qg_cuda_dequantize(const uint8_t* q, int64_t n, float min_range, flo
                                float* out, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  qg::Range r = qg::range_params(min_range, max_range);
-  qg::dequantize_kernel<<<qg::blocks_for(n), qg::kThreads1D, 0, stream>>>(q, n, r.scale,
+  qg_cuda::Range r = qg_cuda::range_params(min_range, max_range);
+  qg_cuda::dequantize_kernel<<<qg_cuda::blocks_for(n), qg_cuda::kThreads1D, 0, stream>>>(q, n, r.scale,
                                                                           r.zero_point, out);
   return cudaGetLastError();
 }
@@ -67,8 +67,8 @@ cudaError_t qg_cuda_requantize(const int32_t* acc, int64_t n, int channels,
                                uint8_t* out, cudaStream_t stream) {
   if (n < 0 || channels < 1) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  qg::Range r = qg::range_params(min_output, max_output);
-  qg::requantize_kernel<<<qg::blocks_for(n), qg::kThreads1D, 0, stream>>>(
+  qg_cuda::Range r = qg_cuda::range_params(min_output, max_output);
+  qg_cuda::requantize_kernel<<<qg_cuda::blocks_for(n), qg_cuda::kThreads1D, 0, stream>>>(
       acc, n, channels, input_scale, r.scale, static_cast<float>(r.zero_point), out);
   return cudaGetLastError();
 }

@@ -17,7 +17,7 @@
 
 #include "qg_common.cuh"
 
-namespace qg {
+namespace qg_cuda {
 namespace {
 
 constexpr int kBK = 64;        // k per shared-memory stage (two m16n8k32 steps)
@@ -385,7 +385,7 @@ cudaError_t run_igemm(const uint8_t* x, const void* packed_filter, const ConvGeo
 bool k_fits(int64_t k) { return k >= 0 && k <= (1 << 30); }
 
 }  // namespace
-}  // namespace qg
+}  // namespace qg_cuda
 
 extern "C" {
 
@@ -407,23 +407,23 @@ int qg_cuda_conv_output_size(int in, int filter, int stride, int dilation, int s
 }
 
 size_t qg_cuda_packed_filter_bytes(int k, int n) {
-  size_t n_pad = static_cast<size_t>(qg::round_up(n, qg::kPackN));
-  size_t k_pad = static_cast<size_t>(qg::packed_k(k));
+  size_t n_pad = static_cast<size_t>(qg_cuda::round_up(n, qg_cuda::kPackN));
+  size_t k_pad = static_cast<size_t>(qg_cuda::packed_k(k));
   return n_pad * k_pad + n_pad * sizeof(int32_t);
 }
 
 cudaError_t qg_cuda_pack_filter(const int8_t* filter, int k, int n, void* packed,
                                 cudaStream_t stream) {
-  if (n < 0 || !qg::k_fits(k)) return cudaErrorInvalidValue;
-  int n_pad = qg::round_up(n, qg::kPackN);
-  int k_pad = qg::packed_k(k);
+  if (n < 0 || !qg_cuda::k_fits(k)) return cudaErrorInvalidValue;
+  int n_pad = qg_cuda::round_up(n, qg_cuda::kPackN);
+  int k_pad = qg_cuda::packed_k(k);
   if (n_pad == 0) return cudaSuccess;
   int8_t* p = static_cast<int8_t*>(packed);
   int64_t total = static_cast<int64_t>(n_pad) * k_pad;
   if (total > 0)
-    qg::pack_filter_kernel<<<qg::blocks_for(total), qg::kThreads1D, 0, stream>>>(filter, k, n, k_pad,
+    qg_cuda::pack_filter_kernel<<<qg_cuda::blocks_for(total), qg_cuda::kThreads1D, 0, stream>>>(filter, k, n, k_pad,
                                                                               n_pad, p);
-  qg::column_sums_kernel<<<qg::blocks_for(n_pad), qg::kThreads1D, 0, stream>>>(
+  qg_cuda::column_sums_kernel<<<qg_cuda::blocks_for(n_pad), qg_cuda::kThreads1D, 0, stream>>>(
       filter, k, n, n_pad, reinterpret_cast<int32_t*>(p + total));
   return cudaGetLastError();
 }
@@ -434,7 +434,7 @@ cudaError_t qg_cuda_conv2d(const uint8_t* x, const void* packed_filter, const qg
       s->filter_h < 1 || s->filter_w < 1 || s->stride_h < 1 || s->stride_w < 1 ||
       s->dilation_h < 1 || s->dilation_w < 1)
     return cudaErrorInvalidValue;
-  qg::ConvGeom g;
+  qg_cuda::ConvGeom g;
   g.batch = s->batch; g.in_h = s->in_h; g.in_w = s->in_w; g.in_c = s->in_c;
   g.filter_h = s->filter_h; g.filter_w = s->filter_w;
   g.stride_h = s->stride_h; g.stride_w = s->stride_w;
@@ -443,12 +443,12 @@ cudaError_t qg_cuda_conv2d(const uint8_t* x, const void* packed_filter, const qg
   g.out_h = s->out_h; g.out_w = s->out_w;
   int64_t m = static_cast<int64_t>(s->batch) * s->out_h * s->out_w;
   int64_t k = static_cast<int64_t>(s->filter_h) * s->filter_w * s->in_c;
-  if (m > INT32_MAX - 256 || !qg::k_fits(k)) return cudaErrorInvalidValue;
+  if (m > INT32_MAX - 256 || !qg_cuda::k_fits(k)) return cudaErrorInvalidValue;
   g.m = static_cast<int>(m);
   g.n = s->out_c;
   g.k = static_cast<int>(k);
-  g.k_pad = qg::packed_k(g.k);
-  return qg::run_igemm(x, packed_filter, g, *ep, out, stream);
+  g.k_pad = qg_cuda::packed_k(g.k);
+  return qg_cuda::run_igemm(x, packed_filter, g, *ep, out, stream);
 }
 
 cudaError_t qg_cuda_matmul(const uint8_t* a, const void* packed_b, int m, int k, int n,

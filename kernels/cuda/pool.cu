@@ -4,7 +4,7 @@
 
 #include "qg_common.cuh"
 
-namespace qg {
+namespace qg_cuda {
 namespace {
 
 template <bool MAX>
@@ -55,18 +55,18 @@ cudaError_t launch_pool(const uint8_t* x, const qg_pool_shape* s, uint8_t* out,
 }
 
 }  // namespace
-}  // namespace qg
+}  // namespace qg_cuda
 
 extern "C" {
 
 cudaError_t qg_cuda_max_pool(const uint8_t* x, const qg_pool_shape* s, uint8_t* out,
                              cudaStream_t stream) {
-  return qg::launch_pool<true>(x, s, out, stream);
+  return qg_cuda::launch_pool<true>(x, s, out, stream);
 }
 
 cudaError_t qg_cuda_avg_pool(const uint8_t* x, const qg_pool_shape* s, uint8_t* out,
                              cudaStream_t stream) {
-  return qg::launch_pool<false>(x, s, out, stream);
+  return qg_cuda::launch_pool<false>(x, s, out, stream);
 }
 
 }  // extern "C"

@@ -10,7 +10,7 @@
 
 #include "qg_cuda.h"
 
-namespace qg {
+namespace qg_cuda {
 
 // scale = (max - min) / 255, zero_point = clamp(rint(-min / scale), 0, 255), float32.
 struct Range {
@@ -139,6 +139,6 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads1D) {
   return static_cast<unsigned>(b > 1048576 ? 1048576 : b);  // grid-stride loops cover the rest
 }
 
-}  // namespace qg
+}  // namespace qg_cuda
 
 #endif  // QG_COMMON_CUH_
