@@ -37,3 +37,6 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info
+
+# CUDA: `make cuda` (GPU library variant) and `make gpu-test` (standalone GPU checks).
+include kernels/cuda/cuda.mk
