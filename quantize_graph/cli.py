@@ -22,6 +22,7 @@ from quantize_graph.graph.names import strip_output_names
 from quantize_graph.graph.saved_model import (check_version_dir, directory_size, save_saved_model,
                                               wants_saved_model)
 from quantize_graph.graph.signature import DEFAULT_KEY
+from quantize_graph.preprocess import list_images
 from quantize_graph.pipeline import (MODES, Options, calibration_batch_size, check_graph, run_pipeline,
                                      validate_options)
 from quantize_graph.progress import ProgressBar
@@ -175,8 +176,11 @@ def _array_names(path, model, input_names):
 
 def _load_inputs(path, model, input_names, label):
     """{input node name: array} from a folder of images or a .npy/.npz."""
-    if not os.path.exists(path):  # before the progress bar, so the error is the only line
+    # Checked before the progress bar starts, so that the error is the only line.
+    if not os.path.exists(path):
         raise QuantizeGraphError("%s '%s' does not exist" % (label, path))
+    if os.path.isdir(path) and not list_images(path):
+        raise QuantizeGraphError("%s folder '%s' holds no images" % (label, path))
     names = _array_names(path, model, input_names)
     bar = ProgressBar(FLAGS.calibration_size, "reading %s" % label) if os.path.isdir(path) else None
     try:
@@ -217,6 +221,9 @@ def _check_paths():
         raise QuantizeGraphError("--compare only applies to mode test")
     if FLAGS.compare and FLAGS.output:
         raise QuantizeGraphError("--compare compares two models and writes nothing; drop --output")
+    if FLAGS.calibration_data and not os.path.exists(FLAGS.calibration_data):
+        # Before the model is read, which can take long for a big SavedModel.
+        raise QuantizeGraphError("calibration data '%s' does not exist" % FLAGS.calibration_data)
     if _writes_saved_model():
         if FLAGS.quantized_input:
             raise QuantizeGraphError("--quantized_input makes the inputs quint8, which breaks the "

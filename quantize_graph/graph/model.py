@@ -9,7 +9,7 @@ import os
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import load_graph_def
 from quantize_graph.graph.names import ensure_tensor_name_has_port, split_input
-from quantize_graph.graph.saved_model import ServedGraph, load_saved_model
+from quantize_graph.graph.saved_model import ServedGraph, is_saved_model, load_saved_model
 from quantize_graph.graph.signature import DEFAULT_KEY, signature_from_graph
 from quantize_graph.pipeline import check_graph
 
@@ -19,7 +19,7 @@ def load_model(path, signature_key=DEFAULT_KEY, input_names=None, output_names=N
     """A ServedGraph for `path`. A GraphDef gets a signature built from its float graph only
     when `with_signature` (it costs an import of the graph)."""
     if os.path.isdir(path):
-        if input_names or output_names:
+        if (input_names or output_names) and is_saved_model(path):
             raise QuantizeGraphError("'%s' is a SavedModel: its signature '%s' names the inputs and "
                                      "outputs; drop --input_node_names/--output_node_names"
                                      % (path, signature_key))
@@ -28,7 +28,7 @@ def load_model(path, signature_key=DEFAULT_KEY, input_names=None, output_names=N
         node_names(served.outputs, "output")
         return served
     graph_def = load_graph_def(path)
-    outputs, inputs = check_graph(graph_def, output_names, input_names)
+    outputs, inputs = check_graph(graph_def, output_names or [], input_names)
     signature = signature_from_graph(graph_def, inputs, outputs) if with_signature else None
     return ServedGraph(graph_def, signature, {n: ensure_tensor_name_has_port(n) for n in inputs},
                        {n: ensure_tensor_name_has_port(n) for n in outputs})
