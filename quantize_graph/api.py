@@ -7,7 +7,7 @@ from quantize_graph.graph.model import load_model, node_names
 from quantize_graph.graph.saved_model import save_saved_model
 from quantize_graph.graph.signature import DEFAULT_KEY
 from quantize_graph.pipeline import Options, run_pipeline
-from quantize_graph.serving import server_requirements
+from quantize_graph.serving import for_serving, server_requirements
 
 
 def quantize(graph_def, output_node_names, mode="eightbit", input_node_names=None, **options):
@@ -39,7 +39,8 @@ def quantize_saved_model(input_path, output_path, mode="eightbit", signature_def
         options["calibration_inputs"] = {keys.get(k, k): v for k, v in options["calibration_inputs"].items()}
     graph, report = run_pipeline(model.graph_def, node_names(model.outputs, "output"),
                                  Options(mode=mode, **options), input_names=inputs)
-    save_saved_model(dataclasses.replace(model, graph_def=graph), output_path, input_path=input_path)
+    save_saved_model(dataclasses.replace(model, graph_def=for_serving(graph, inputs)), output_path,
+                     input_path=input_path)
     if mode == "eightbit":
         for warning in server_requirements(report.target):
             print("quantize_graph: warning: " + warning, file=sys.stderr)

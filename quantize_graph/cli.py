@@ -28,7 +28,7 @@ from quantize_graph.pipeline import (MODES, Options, calibration_batch_size, che
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.sensitivity import format_report
-from quantize_graph.serving import server_requirements
+from quantize_graph.serving import for_serving, server_requirements
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 
 FLAGS = flags.FLAGS
@@ -148,7 +148,8 @@ def _save(result, model, report):
     if not _writes_saved_model():
         save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
         return
-    save_saved_model(dataclasses.replace(model, graph_def=result), FLAGS.output, input_path=FLAGS.input)
+    served = for_serving(result, node_names(model.inputs, "input"))
+    save_saved_model(dataclasses.replace(model, graph_def=served), FLAGS.output, input_path=FLAGS.input)
     if report.mode in ("eightbit", "test"):
         for warning in server_requirements(report.target):
             print("warning: " + warning, file=sys.stderr)

@@ -23,6 +23,7 @@ from quantize_graph.graph.saved_model import load_saved_model, wants_saved_model
 from quantize_graph.graph.signature import interface
 from quantize_graph.preprocess import list_images, read_image
 from quantize_graph.runner import run_graph
+from quantize_graph.passes.onednn_guard import PROBE, SCOPE
 from quantize_graph.serving import server_requirements
 from tests.conftest import without_tf_logs
 from tests.graphs import conv_relu_pool_graph, write_graph
@@ -206,6 +207,23 @@ def test_kernels_target_warns_that_the_server_needs_our_op_library():
     assert server_requirements("reference") == []
 
 
+def test_onednn_guard_changes_nothing_where_onednn_runs(qg, small, tmp_path):
+    assert qg("--input=%s/tf2" % small, "--output=%s/2" % tmp_path, "--mode=eightbit",
+              "--calibration_data=%s/x.npy" % small).code == 0
+    served = load_saved_model(str(tmp_path / "2"))
+    assert any(n.name == PROBE for n in served.graph_def.node)
+    unguarded = [n for n in served.graph_def.node if not n.name.startswith(SCOPE)]
+    for n in unguarded:  # the inputs' readers, back on the inputs themselves
+        n.input[:] = ["images" if i == "images/times_onednn_probe" else i for i in n.input]
+    unguarded = [n for n in unguarded if n.name != "images/times_onednn_probe"]
+    plain = tf.compat.v1.GraphDef()
+    plain.node.extend(unguarded)
+    for key in ("pooled", "scores"):
+        got, = run_graph(served.graph_def, [served.outputs[key]], {"images:0": X})
+        ref, = run_graph(plain, [served.outputs[key]], {"images:0": X})
+        np.testing.assert_array_equal(got, ref)
+
+
 def test_onednn_saved_model_without_onednn_fails_in_stock_tensorflow(qg, small, tmp_path):
     """What the README's warning is about: a stock process without TF_ENABLE_ONEDNN_OPTS=1 on
     a CPU without AVX-512 VNNI cannot run the onednn target's SavedModel."""
@@ -216,7 +234,8 @@ def test_onednn_saved_model_without_onednn_fails_in_stock_tensorflow(qg, small, 
                        capture_output=True, text=True, env=_stock_env("0"), timeout=300)
     if r.returncode == 0:
         pytest.skip("this CPU runs oneDNN by default (AVX-512 VNNI/BF16/AMX)")
-    assert "Missing 0-th output" in r.stderr
+    # The guard runs first, so the error names the fix rather than one of the model's convs.
+    assert "Missing 0-th output from {{node set_TF_ENABLE_ONEDNN_OPTS_1/oneDNN_int8_probe}}" in r.stderr
 
 
 # ---------------------------------------------------------------- Inception-v3 versions
