@@ -98,6 +98,24 @@ def test_reads_tf2_saved_model_frozen(small):
         np.testing.assert_allclose(value, expected[key].numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_two_inputs_are_mapped_by_key(tmp_path):
+    module = tf.Module()
+    module.v = tf.Variable(2.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="zeta"),
+                                  tf.TensorSpec([None, 5], tf.float32, name="alpha")])
+    def serve(zeta, alpha):
+        return {"z_out": zeta * module.v, "a_out": alpha + 1.0}
+    module.serve = serve
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": serve})
+    served = load_saved_model(str(tmp_path / "m"))
+    z, a = run_graph(served.graph_def, [served.outputs["z_out"], served.outputs["a_out"]],
+                     {served.inputs["zeta"]: np.ones((1, 3), np.float32),
+                      served.inputs["alpha"]: np.zeros((1, 5), np.float32)})
+    np.testing.assert_array_equal(z, np.full((1, 3), 2.0))
+    np.testing.assert_array_equal(a, np.ones((1, 5)))
+
+
 def test_tf2_saved_model_to_new_version_keeps_signature(qg, small, tmp_path):
     shutil.copytree(small / "tf2", tmp_path / "1")
     r = qg("--input=%s/1" % tmp_path, "--output=%s/2" % tmp_path, "--mode=eightbit",
