@@ -82,7 +82,9 @@ def small(tmp_path_factory):
                     {"classes": graph.get_tensor_by_name("softmax:0")})})
             builder.save()
     np.save(d / "x.npy", X)
-    np.savez(d / "by_key.npz", pixels=X[:, :, :, :])
+    np.savez(d / "by_key.npz", pixels=X)
+    (d / "garbage").mkdir()
+    (d / "garbage" / "saved_model.pb").write_bytes(np.random.RandomState(0).bytes(300))
     return d
 
 
@@ -168,6 +170,7 @@ def test_output_kind():
 
 @pytest.mark.parametrize("args,words", [
     (["--input={s}/tf2", "--output={t}/1"], ["already exists", "refusing to overwrite"]),
+    (["--input={s}/garbage", "--output={t}/2"], ["cannot read SavedModel", "garbage"]),
     (["--input={s}/tf2", "--output={t}/nope/2"], ["nope", "does not exist"]),
     (["--input={s}/tf2", "--output={t}/2", "--signature_def=predict"],
      ["no signature 'predict'", "serving_default"]),
