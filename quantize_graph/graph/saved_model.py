@@ -177,6 +177,8 @@ def save_saved_model(served, path, input_path=None):
                 builder.save()
         if os.path.lexists(path):  # appeared while we wrote: still never replace it
             raise QuantizeGraphError("output '%s' appeared while writing; left it alone" % path)
+        # rename(2) onto a non-empty directory fails, so a version that appears between the
+        # check and here is never replaced either (only an empty directory could be).
         os.rename(export, path)
     except OSError as e:
         raise QuantizeGraphError("cannot write SavedModel '%s': %s" % (path, e.strerror or e))
