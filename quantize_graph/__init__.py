@@ -1,6 +1,7 @@
 """quantize_graph: turns a frozen float TensorFlow graph into an 8-bit one.
 
-Public API: quantize(), quantize_file(), load_graph_def(), save_graph_def(), and the
+Public API: quantize(), quantize_file(), quantize_saved_model(), load_graph_def(),
+save_graph_def(), and the
 original tensorflow.tools.quantization.quantize_graph module's API (GraphRewriter, the node
 helpers, quantize_weight_eightbit, FLAGS.bitdepth, ...), so that old scripts only need
 `import quantize_graph`.
@@ -16,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # TF_ENABLE_ONEDNN_OPTS=0 to keep them off (the `auto` target then picks `reference`).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from quantize_graph.api import quantize, quantize_file  # noqa: F401
+from quantize_graph.api import quantize, quantize_file, quantize_saved_model  # noqa: F401
 from quantize_graph.errors import QuantizeGraphError  # noqa: F401
 from quantize_graph.graph.io import load_graph_def, save_graph_def  # noqa: F401
 from quantize_graph.legacy import *  # noqa: F401,F403

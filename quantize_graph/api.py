@@ -1,6 +1,13 @@
-"""The Python API: quantize() plus load/save helpers."""
+"""The Python API: quantize() plus load/save helpers, and the SavedModel round trip."""
+import dataclasses
+import sys
+
 from quantize_graph.graph.io import load_graph_def, save_graph_def
+from quantize_graph.graph.model import load_model, node_names
+from quantize_graph.graph.saved_model import save_saved_model
+from quantize_graph.graph.signature import DEFAULT_KEY
 from quantize_graph.pipeline import Options, run_pipeline
+from quantize_graph.serving import for_serving, server_requirements
 
 
 def quantize(graph_def, output_node_names, mode="eightbit", input_node_names=None, **options):
@@ -16,4 +23,25 @@ def quantize_file(input_path, output_path, output_node_names, mode="eightbit", *
     """Reads, quantizes and atomically writes a GraphDef file; returns the new GraphDef."""
     graph = quantize(load_graph_def(input_path), output_node_names, mode, **kwargs)
     save_graph_def(graph, output_path, input_path=input_path)
+    return graph
+
+
+def quantize_saved_model(input_path, output_path, mode="eightbit", signature_def=DEFAULT_KEY,
+                         input_node_names=None, output_node_names=None, **options):
+    """Quantizes a SavedModel's signature (or a GraphDef's named nodes) into a new SavedModel
+    directory `output_path` (e.g. <base>/2), written whole or not at all, with the same signature
+    keys, dtypes and shapes. `calibration_inputs` may be keyed by signature input key. Warns on
+    stderr when the server needs more than stock TensorFlow. Returns the quantized GraphDef."""
+    model = load_model(input_path, signature_def, input_node_names, output_node_names, with_signature=True)
+    inputs = node_names(model.inputs, "input")
+    keys = dict(zip(model.inputs, inputs))
+    if options.get("calibration_inputs"):
+        options["calibration_inputs"] = {keys.get(k, k): v for k, v in options["calibration_inputs"].items()}
+    graph, report = run_pipeline(model.graph_def, node_names(model.outputs, "output"),
+                                 Options(mode=mode, **options), input_names=inputs)
+    save_saved_model(dataclasses.replace(model, graph_def=for_serving(graph, inputs)), output_path,
+                     input_path=input_path)
+    if mode == "eightbit":
+        for warning in server_requirements(report.target):
+            print("quantize_graph: warning: " + warning, file=sys.stderr)
     return graph

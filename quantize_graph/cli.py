@@ -1,7 +1,10 @@
 """The quantize_graph command line: every flag of the 2016 tool, same meaning, plus new ones.
 
   quantize_graph --input=frozen.pb --output=q.pb --mode=eightbit --output_node_names=softmax
+  quantize_graph --input=models/inception/1 --output=models/inception/2 --mode=eightbit \
+      --calibration_data=photos/        # SavedModel in, SavedModel out (a new served version)
 """
+import dataclasses
 import os
 import sys
 
@@ -11,23 +14,33 @@ from absl import app, flags
 from quantize_graph import legacy
 from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
 from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
-from quantize_graph.compare import compare_graphs, format_errors, random_feeds
+from quantize_graph.compare import compare_graphs, compare_models, format_errors, random_feeds
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.graph.io import check_output_path, load_graph_def, save_graph_def
+from quantize_graph.graph.io import check_output_path, save_graph_def
+from quantize_graph.graph.model import load_model, node_names
 from quantize_graph.graph.names import strip_output_names
-from quantize_graph.pipeline import MODES, Options, check_graph, run_pipeline, validate_options
+from quantize_graph.graph.saved_model import (check_version_dir, directory_size, save_saved_model,
+                                              wants_saved_model)
+from quantize_graph.graph.signature import DEFAULT_KEY
+from quantize_graph.preprocess import list_images
+from quantize_graph.pipeline import (MODES, Options, calibration_batch_size, check_graph, run_pipeline,
+                                     validate_options)
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.sensitivity import format_report
+from quantize_graph.serving import for_serving, server_requirements
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 
 FLAGS = flags.FLAGS
 
 # The original tool's flags.
 flags.DEFINE_boolean("print_nodes", False, "Lists all nodes of the output graph, and the ops that stay float.")
-flags.DEFINE_string("input", "", "TensorFlow GraphDef (binary .pb or text .pbtxt) to quantize.")
+flags.DEFINE_string("input", "", "TensorFlow GraphDef (binary .pb or text .pbtxt) or SavedModel "
+                    "directory to quantize.")
 flags.DEFINE_string("output_node_names", "", "Output node names, comma separated (a :0 suffix is fine).")
-flags.DEFINE_string("output", "", "File to save the output graph to.")
+flags.DEFINE_string("output", "", "File to save the output graph to; a directory (trailing /, a "
+                    "version number, or any name without .pb/.pbtxt when --input is a SavedModel) "
+                    "gets a SavedModel, written whole or not at all, never over an existing one.")
 flags.DEFINE_integer("bitdepth", 8, "How many bits to quantize the graph to.")
 flags.DEFINE_string("mode", "round", "What transformation to apply: " + ", ".join(MODES) + ".")
 flags.DEFINE_boolean("strip_redundant_quantization", True,
@@ -52,10 +65,15 @@ flags.DEFINE_string("target", "auto", "Which 8-bit ops eightbit lowers to: onedn
                     "quantized ops, portable, slow), kernels (this project's own Qg op library, "
                     "kernels/; needs calibration and the built library), or auto (onednn where "
                     "its kernels run and calibration data is given, else reference).")
-flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input) or .npz (keyed by input "
-                    "node name) holding the inputs to compare float and eightbit on.")
+flags.DEFINE_string("test_input", "", "Mode test: a .npy (one input), .npz (keyed by input "
+                    "node name or signature key) or folder of images (the first "
+                    "--calibration_size, preprocessed like calibration images) to compare on.")
 flags.DEFINE_string("test_input_dims", "", "Mode test: shape of random inputs, e.g. 1,224,224,3; "
                     "one shape per input separated by ':' (default: the Placeholders' shapes).")
+flags.DEFINE_string("compare", "", "Mode test: a second model (GraphDef or SavedModel) to compare "
+                    "--input with, instead of quantizing --input.")
+flags.DEFINE_string("signature_def", DEFAULT_KEY, "SavedModel input: the signature whose inputs and "
+                    "outputs are quantized (and kept in the output SavedModel).")
 
 # Calibration (issue 3): ranges measured on sample inputs and frozen into the graph.
 flags.DEFINE_string("calibration_data", "", "Folder of images (read recursively, sorted) or a "
@@ -89,15 +107,20 @@ def main(argv):
     options = _options()
     validate_options(options)  # before reading the graph, so bad flags fail fast
     _sync_legacy_flags()
-    graph_def = load_graph_def(FLAGS.input)
-    outputs = strip_output_names(FLAGS.output_node_names)
-    inputs = FLAGS.input_node_names or None
-    if options.mode == "test":
-        _run_test_mode(graph_def, outputs, inputs, options)
+    if options.mode == "test" and FLAGS.compare:
+        _run_compare_mode()
         return
-    data_print = _add_calibration(graph_def, outputs, inputs, options)
+    model = load_model(FLAGS.input, FLAGS.signature_def, FLAGS.input_node_names or None,
+                       strip_output_names(FLAGS.output_node_names) or None,
+                       with_signature=_writes_saved_model())
+    graph_def = model.graph_def
+    outputs, inputs = node_names(model.outputs, "output"), node_names(model.inputs, "input")
+    if options.mode == "test":
+        _run_test_mode(model, outputs, inputs, options)
+        return
+    data_print = _add_calibration(model, outputs, inputs, options)
     result, report = run_pipeline(graph_def, outputs, options, input_names=inputs)
-    save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
+    _save(result, model, report)
     if FLAGS.report and report.layers is not None:
         _write_report(report)
     if FLAGS.ranges_out and report.ranges:
@@ -116,7 +139,62 @@ def _write_report(report):
         f.write(format_report(report.layers, fmt, summary))
 
 
-def _add_calibration(graph_def, outputs, inputs, options):
+def _writes_saved_model():
+    return bool(FLAGS.output) and wants_saved_model(FLAGS.output, os.path.isdir(FLAGS.input))
+
+
+def _save(result, model, report):
+    """Writes the result as a GraphDef file or, for a directory, as a SavedModel with the
+    input's signature (and says what a server needs to run it)."""
+    if not _writes_saved_model():
+        save_graph_def(result, FLAGS.output, input_path=FLAGS.input)
+        return
+    served = for_serving(result, node_names(model.inputs, "input"))
+    save_saved_model(dataclasses.replace(model, graph_def=served), FLAGS.output, input_path=FLAGS.input)
+    if report.mode in ("eightbit", "test"):
+        for warning in server_requirements(report.target):
+            print("warning: " + warning, file=sys.stderr)
+
+
+def _preprocessing(graph_def, input_names):
+    """How images become inputs: the flags, with the input's static size as default."""
+    shape = placeholder_shapes(graph_def, input_names[:1])[input_names[0]][0] or [None] * 4
+    height = FLAGS.input_height or (shape[1] if len(shape) == 4 and shape[1] else 224)
+    width = FLAGS.input_width or (shape[2] if len(shape) == 4 and shape[2] else 224)
+    return Preprocessing(height, width, FLAGS.input_mean, FLAGS.input_std, FLAGS.crop_fraction)
+
+
+def _array_names(path, model, input_names):
+    """The names to look up in an input file: a .npz may key its arrays by input node name
+    or, for a SavedModel, by signature key."""
+    keys = [k for k in model.inputs]  # in the order of input_names
+    if path.endswith(".npz") and os.path.isfile(path):
+        with np.load(path) as archive:
+            files = set(archive.files)
+        if not set(input_names) <= files and set(keys) <= files:
+            return keys
+    return input_names
+
+
+def _load_inputs(path, model, input_names, label):
+    """{input node name: array} from a folder of images or a .npy/.npz."""
+    # Checked before the progress bar starts, so that the error is the only line.
+    if not os.path.exists(path):
+        raise QuantizeGraphError("%s '%s' does not exist" % (label, path))
+    if os.path.isdir(path) and not list_images(path):
+        raise QuantizeGraphError("%s folder '%s' holds no images" % (label, path))
+    names = _array_names(path, model, input_names)
+    bar = ProgressBar(FLAGS.calibration_size, "reading %s" % label) if os.path.isdir(path) else None
+    try:
+        data = load_calibration_inputs(path, names, FLAGS.calibration_size,
+                                       _preprocessing(model.graph_def, input_names), progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {n: data[k] for n, k in zip(input_names, names)}
+
+
+def _add_calibration(model, outputs, inputs, options):
     """Fills the options' calibration inputs or ranges from the flags; returns the data's
     fingerprint (None without calibration data)."""
     if FLAGS.ranges_in:
@@ -124,18 +202,8 @@ def _add_calibration(graph_def, outputs, inputs, options):
         return None
     if not FLAGS.calibration_data:
         return None
-    _, input_names = check_graph(graph_def, outputs, inputs)
-    shapes = placeholder_shapes(graph_def, input_names)
-    shape = shapes[input_names[0]][0] or [None] * 4
-    height = FLAGS.input_height or (shape[1] if len(shape) == 4 and shape[1] else 224)
-    width = FLAGS.input_width or (shape[2] if len(shape) == 4 and shape[2] else 224)
-    preprocessing = Preprocessing(height, width, FLAGS.input_mean, FLAGS.input_std, FLAGS.crop_fraction)
-    bar = ProgressBar(FLAGS.calibration_size, "reading calibration data")
-    try:
-        data = load_calibration_inputs(FLAGS.calibration_data, input_names, FLAGS.calibration_size,
-                                       preprocessing, progress=bar)
-    finally:
-        bar.close()
+    _, input_names = check_graph(model.graph_def, outputs, inputs)
+    data = _load_inputs(FLAGS.calibration_data, model, input_names, "calibration data")
     options.calibration_inputs = data
     options.calibration_method = FLAGS.calibration_method
     options.calibration_percentile = FLAGS.calibration_percentile
@@ -151,7 +219,19 @@ def _check_paths():
         raise QuantizeGraphError("--input is required")
     if not FLAGS.output and FLAGS.mode != "test":
         raise QuantizeGraphError("--output is required")
-    if FLAGS.output:
+    if FLAGS.compare and FLAGS.mode != "test":
+        raise QuantizeGraphError("--compare only applies to mode test")
+    if FLAGS.compare and FLAGS.output:
+        raise QuantizeGraphError("--compare compares two models and writes nothing; drop --output")
+    if FLAGS.calibration_data and not os.path.exists(FLAGS.calibration_data):
+        # Before the model is read, which can take long for a big SavedModel.
+        raise QuantizeGraphError("calibration data '%s' does not exist" % FLAGS.calibration_data)
+    if _writes_saved_model():
+        if FLAGS.quantized_input:
+            raise QuantizeGraphError("--quantized_input makes the inputs quint8, which breaks the "
+                                     "SavedModel signature's float inputs; drop it")
+        check_version_dir(FLAGS.output, FLAGS.input)
+    elif FLAGS.output:
         check_output_path(FLAGS.output, FLAGS.input)
 
 
@@ -178,21 +258,46 @@ def _sync_legacy_flags():
     legacy.FLAGS.strip_redundant_quantization = FLAGS.strip_redundant_quantization
 
 
-def _run_test_mode(graph_def, outputs, inputs, options):
+def _run_test_mode(model, outputs, inputs, options):
     options.mode = "eightbit"
+    graph_def = model.graph_def
     outputs, input_names = check_graph(graph_def, outputs, inputs)
-    feeds = _test_feeds(graph_def, input_names)
+    feeds = _test_feeds(model, input_names)
     _check_feed_shapes(graph_def, feeds)
     quantized, report = run_pipeline(graph_def, outputs, options, input_names=input_names)
     print(report.summary())
-    print(format_errors(compare_graphs(graph_def, quantized, outputs, feeds)))
+    batch = calibration_batch_size(graph_def, input_names)
+    errors = compare_graphs(graph_def, quantized, outputs, feeds, batch)
+    keys = dict(zip(node_names(model.outputs, "output"), model.outputs))  # SavedModel: by key
+    print(format_errors([e._replace(name=keys.get(e.name, e.name)) for e in errors]))
     if FLAGS.output:
-        save_graph_def(quantized, FLAGS.output, input_path=FLAGS.input)
+        _save(quantized, model, report)
 
 
-def _test_feeds(graph_def, input_names):
+def _run_compare_mode():
+    """--mode=test --compare: runs --input and --compare on the test inputs, reports per output
+    how far the second is from the first (keys matched by name, else in order)."""
+    def load(path):
+        pb = not os.path.isdir(path)
+        return load_model(path, FLAGS.signature_def, (FLAGS.input_node_names or None) if pb else None,
+                          (strip_output_names(FLAGS.output_node_names) or None) if pb else None)
+    first, second = load(FLAGS.input), load(FLAGS.compare)
+    input_names = node_names(first.inputs, "input")
+    feeds = _test_feeds(first, input_names)
+    _check_feed_shapes(first.graph_def, feeds)
+    by_key = {key: feeds[name] for key, name in zip(first.inputs, input_names)}
+    batch = calibration_batch_size(first.graph_def, input_names)
+    count = min(len(a) for a in by_key.values())
+    print("%s vs %s on %d inputs" % (FLAGS.input, FLAGS.compare, count))
+    print(format_errors(compare_models(first, second, by_key, batch)))
+
+
+def _test_feeds(model, input_names):
+    graph_def = model.graph_def
     if FLAGS.test_input:
-        return _load_test_input(FLAGS.test_input, input_names)
+        if os.path.isdir(FLAGS.test_input):
+            return _load_inputs(FLAGS.test_input, model, input_names, "test images")
+        return _load_test_input(FLAGS.test_input, model, input_names)
     if FLAGS.test_input_dims:
         specs = FLAGS.test_input_dims.split(":")
         if len(specs) != len(input_names):
@@ -210,18 +315,22 @@ def _test_feeds(graph_def, input_names):
 def _check_feed_shapes(graph_def, feeds):
     for name, (shape, _) in placeholder_shapes(graph_def, list(feeds)).items():
         got = np.shape(feeds[name])
+        # The batch dimension may differ: the graphs are run a fixed batch at a time.
         if shape is not None and (len(shape) != len(got) or any(
-                d is not None and d != g for d, g in zip(shape, got))):
+                d is not None and d != g for d, g in zip(shape[1:], got[1:]))):
             raise QuantizeGraphError("test input for '%s' has shape %s but the graph expects %s" % (
                 name, ",".join(map(str, got)), ",".join("?" if d is None else str(d) for d in shape)))
 
 
-def _load_test_input(path, input_names):
-    return load_arrays(path, input_names, "--test_input")
+def _load_test_input(path, model, input_names):
+    """A .npy, or a .npz keyed by input node name or signature key."""
+    names = _array_names(path, model, input_names)
+    data = load_arrays(path, names, "--test_input")
+    return {n: data[k] for n, k in zip(input_names, names)}
 
 
 def _print_report(result, report):
-    in_size, out_size = os.path.getsize(FLAGS.input), os.path.getsize(FLAGS.output)
+    in_size, out_size = directory_size(FLAGS.input), directory_size(FLAGS.output)
     if FLAGS.print_nodes:
         for node in result.node:
             print("%s %s" % (node.op, node.name))

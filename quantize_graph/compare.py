@@ -60,3 +60,29 @@ def format_errors(errors):
             e.name, e.max_abs_error, e.relative_error,
             "n/a" if np.isnan(e.top1_agreement) else "%.1f%%" % (100 * e.top1_agreement)))
     return "\n".join(lines)
+
+
+def pair_keys(first, second, kind):
+    """[(key of first, key of second)]: by name when both models have the same keys, else in
+    order (a GraphDef's keys are node names, a SavedModel's are its signature's)."""
+    first, second = list(first), list(second)
+    if set(first) == set(second):
+        return [(k, k) for k in first]
+    if len(first) == len(second):
+        return list(zip(first, second))
+    raise QuantizeGraphError("the models have different %ss: %s vs %s" % (
+        kind, ", ".join(first), ", ".join(second)))
+
+
+def compare_models(first, second, feeds, batch):
+    """[OutputError] per output of `first` against `second` (graph.saved_model.ServedGraph
+    each), both run on `feeds` ({input key of first: array}), `batch` examples at a time."""
+    inputs = pair_keys(first.inputs, second.inputs, "input")
+    outputs = pair_keys(first.outputs, second.outputs, "output")
+    with GraphRunner(first.graph_def) as a, GraphRunner(second.graph_def) as b:
+        ref = a.run_batched([first.outputs[k] for k, _ in outputs],
+                            {first.inputs[k]: feeds[k] for k, _ in inputs}, batch)
+        oth = b.run_batched([second.outputs[k] for _, k in outputs],
+                            {second.inputs[k2]: feeds[k1] for k1, k2 in inputs}, batch)
+    names = [k1 if k1 == k2 else "%s / %s" % (k1, k2) for k1, k2 in outputs]
+    return [output_errors(n, r, o) for n, r, o in zip(names, ref, oth)]

@@ -54,3 +54,67 @@ def inception_v3_paths():
             if not _fresh(paths):
                 load_generator().generate_both(*paths, photos_dir())
     return paths
+
+
+def inception_v3_saved_model():
+    """The cached float Inception-v3 as a TF1-style SavedModel with variables (its weights are
+    variables again, so reading it exercises freezing), signature serving_default:
+    images [?,299,299,3] float32 in [-1, 1] -> probabilities [?,1001]. Returns its directory."""
+    graph_path = inception_v3_paths()[0]
+    directory = cache_dir()
+    path = os.path.join(directory, "inception_v3_saved_model")
+    stamp = os.path.join(path, "saved_model.pb")
+    if not (os.path.exists(stamp) and os.path.getmtime(stamp) > os.path.getmtime(graph_path)):
+        with open(os.path.join(directory, ".inception_v3.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (os.path.exists(stamp) and os.path.getmtime(stamp) > os.path.getmtime(graph_path)):
+                _write_saved_model_with_variables(graph_path, path)
+    return path
+
+
+def _write_saved_model_with_variables(graph_path, path):
+    """Turns every float weight Const of the frozen graph back into a variable and saves the
+    graph as a SavedModel (built beside `path`, then renamed)."""
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.framework import tensor_util
+
+    graph_def = graph_pb2.GraphDef()
+    with open(graph_path, "rb") as f:
+        graph_def.ParseFromString(f.read())
+    weights = {n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph_def.node
+               if n.op == "Const" and n.attr["dtype"].type == tf.float32.as_datatype_enum
+               and len(n.attr["value"].tensor.tensor_content) >= 4 * 64}
+    rest = graph_pb2.GraphDef()
+    rest.versions.CopyFrom(graph_def.versions)
+    rest.node.extend(n for n in graph_def.node if n.name not in weights)
+    staging = tempfile.mkdtemp(prefix=".tmp-saved-model-", dir=os.path.dirname(path))
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            variables = {name: tf.compat.v1.get_variable(
+                "weights/%d" % i, shape=value.shape, dtype=tf.float32, use_resource=True,
+                initializer=tf.compat.v1.zeros_initializer())
+                for i, (name, value) in enumerate(sorted(weights.items()))}
+            tf.compat.v1.import_graph_def(rest, name="", input_map={
+                name + ":0": tf.identity(v) for name, v in variables.items()})
+            images = graph.get_tensor_by_name("input:0")
+            probabilities = graph.get_tensor_by_name("softmax:0")
+            with tf.compat.v1.Session(graph=graph) as session:
+                session.run(tf.compat.v1.global_variables_initializer())
+                for name, v in variables.items():
+                    v.load(weights[name], session)
+                builder = tf.compat.v1.saved_model.Builder(os.path.join(staging, "model"))
+                signature = tf.compat.v1.saved_model.predict_signature_def(
+                    {"images": images}, {"probabilities": probabilities})
+                builder.add_meta_graph_and_variables(
+                    session, ["serve"], signature_def_map={"serving_default": signature})
+                builder.save()
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.rename(os.path.join(staging, "model"), path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
