@@ -23,7 +23,8 @@ from quantize_graph.calibration_data import batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.targets import lower, range_tensors, refine, resolve_target
+from quantize_graph.passes.bias_correction import bias_corrections
+from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
@@ -50,6 +51,9 @@ class Options:
     max_relative_error: float = None          # keep the fewest, worst layers float to meet these
     min_top1_agreement: float = None
     layer_report: bool = False                # fill Report.layers (per-layer SQNR)
+    # Subtract each int8 layer's weight-rounding mean shift from its bias (calibration data,
+    # onednn target): passes/bias_correction.py.
+    bias_correction: bool = True
 
 
 @dataclasses.dataclass
@@ -206,12 +210,13 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration))
 
+    corrections = _bias_corrections(g, decision.quantized, calibration, options)
     kinds = {n.name: n.op for n in g.node}
 
     def build(quantized, why_float=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
-        q = lower(options.target, g, chosen, options.fallback_range, report.ranges)
+        q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
@@ -256,6 +261,16 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})
+
+
+def _bias_corrections(g, quantized, calibration, options):
+    """{layer: bias shift} measured on the calibration inputs, or None (option off, no data,
+    or a target without a bias-correction hook)."""
+    if not (options.bias_correction and calibration and options.target in WEIGHT_DEQUANTIZERS):
+        return None
+    batch = calibration_batch_size(g, list(calibration))
+    return bias_corrections(g, quantized, batches(calibration, batch),
+                            WEIGHT_DEQUANTIZERS[options.target])
 
 
 def _has_accuracy_goal(options):

@@ -72,8 +72,29 @@ def test_conv_relu6_saturates_at_six():
 
 
 def test_conv_without_activation_outputs_signed_int8():
-    q = quantize_and_check(lambda x: tf.nn.bias_add(conv(x, 4, 6, padding="VALID"), const(6)), [7, 7, 4])
+    # Read by an op that may run in 8 bits (a pool), so the conv's int8 result may be used.
+    q = quantize_and_check(lambda x: tf.nn.max_pool2d(
+        tf.nn.bias_add(conv(x, 4, 6, padding="VALID"), const(6)), 2, 1, "VALID"), [7, 7, 4])
     assert ops(q)["QuantizedConv2DWithBiasAndRequantize"] == 1
+
+
+def test_classifier_conv_read_only_by_float_ops_stays_float():
+    # Logits read by Softmax: a qint8 result (127 levels over +-max) would be dequantized at
+    # once, so the conv keeps its float result; the layer before it stays int8.
+    rng = np.random.RandomState(12)  # the module's RNG stays as the other tests expect
+
+    def const(*shape):
+        return tf.constant((rng.randn(*shape) * 0.5).astype(np.float32))
+
+    def fn(x):
+        features = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, const(3, 3, 4, 8), [1, 1, 1, 1], "SAME"),
+                                             const(8)))
+        logits = tf.nn.bias_add(tf.nn.conv2d(features, const(1, 1, 8, 10), [1, 1, 1, 1], "VALID"), const(10))
+        return tf.nn.softmax(logits)
+    q = quantize_and_check(fn, [5, 5, 4])
+    counts = ops(q)
+    assert counts["QuantizedConv2DWithBiasAndRequantize"] == 0 and counts["Conv2D"] == 1
+    assert counts["QuantizedConv2DWithBiasAndReluAndRequantize"] == 1
 
 
 def test_depthwise_bias_relu6():
