@@ -24,6 +24,7 @@ from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections
+from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
@@ -54,6 +55,9 @@ class Options:
     # Subtract each int8 layer's weight-rounding mean shift from its bias (calibration data,
     # onednn target): passes/bias_correction.py.
     bias_correction: bool = True
+    # Scale each channel of a Relu/Relu6 activation read only by depthwise convs to the whole
+    # 8-bit range (calibration data, onednn target): passes/equalize_ranges.py.
+    equalize_ranges: bool = True
 
 
 @dataclasses.dataclass
@@ -207,6 +211,8 @@ def _eightbit(g, decision, options, inputs, outputs, report):
             raise QuantizeGraphError("--max_relative_error, --min_top1_agreement and --report "
                                      "need calibration data (--calibration_data)")
         calibration, held_out = split_held_out(calibration)
+    reference = g  # what held-out errors are measured against
+    g = _equalized(g, decision.quantized, calibration, options)
     report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration))
 
@@ -233,14 +239,14 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     report.layers = layer_errors(g, report.ranges, feeds, decision.quantized, batch=batch)
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
-        report.held_out_error = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        report.held_out_error = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
         return q
     measured = {}
 
     def meets(excluded):
         q = build(decision.quantized - set(excluded),
                   {n: "kept float by the accuracy fallback" for n in excluded})
-        err = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        err = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
         measured[len(excluded)] = err
         return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
                 and (options.min_top1_agreement is None
@@ -261,6 +267,15 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})
+
+
+def _equalized(g, quantized, calibration, options):
+    """The float graph with channel ranges equalized (option on, calibration data, onednn)."""
+    if not (options.equalize_ranges and calibration and options.target == "onednn"
+            and options.ranges is None):
+        return g
+    batch = calibration_batch_size(g, list(calibration))
+    return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0]
 
 
 def _bias_corrections(g, quantized, calibration, options):

@@ -175,3 +175,21 @@ def test_auto_with_onednn_off_picks_reference_and_runs():
                        timeout=180)
     assert "TARGET reference (2, 6, 6, 4)" in r.stdout, r.stdout + r.stderr
     assert "ERROR this graph uses TensorFlow's oneDNN int8 kernels" in r.stdout
+
+
+def test_probabilities_are_not_requantized_even_with_entropy_ranges():
+    # Entropy calibration clips the probabilities' long tail (MobileNet: at 0.16); a Reshape of
+    # the float Softmax output must stay float, or every large probability would saturate
+    # (top-1 fell from 58% to 43% on MobileNet v1 0.25).
+    rng = np.random.RandomState(13)
+    graph_def = build(lambda x: tf.reshape(tf.nn.softmax(3.0 * tf.nn.relu(tf.nn.conv2d(
+        x, tf.constant(rng.randn(3, 3, 4, 10).astype(np.float32)), [1, 1, 1, 1], "VALID"))), [-1, 10]),
+        [3, 3, 4])
+    data = rng.uniform(0, 1, [40, 3, 3, 4]).astype(np.float32)
+    q = qg.quantize(graph_def, ["output"], target="onednn", calibration_method="entropy",
+                    calibration_inputs={"input": data[:32]})
+    assert ops(q)["QuantizedReshape"] == 0 and ops(q)["QuantizedConv2DWithBiasAndReluAndRequantize"] == 1
+    want = run_graph(graph_def, ["output:0"], {"input:0": data[32:]})[0]
+    got = run_graph(q, ["output:0"], {"input:0": data[32:]})[0]
+    assert np.abs(got - want).max() < 0.05
+    assert (got.argmax(1) == want.argmax(1)).all()
