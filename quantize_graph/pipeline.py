@@ -25,6 +25,7 @@ from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections
 from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
+from quantize_graph.passes.shift_input import shift_signed_inputs
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
@@ -58,6 +59,8 @@ class Options:
     # Scale each channel of a Relu/Relu6 activation read only by depthwise convs to the whole
     # 8-bit range (calibration data, onednn target): passes/equalize_ranges.py.
     equalize_ranges: bool = True
+    # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
+    shift_input: bool = False
 
 
 @dataclasses.dataclass
@@ -212,6 +215,8 @@ def _eightbit(g, decision, options, inputs, outputs, report):
                                      "need calibration data (--calibration_data)")
         calibration, held_out = split_held_out(calibration)
     reference = g  # what held-out errors are measured against
+    if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
+        g = shift_signed_inputs(g, decision.quantized, calibration)[0]
     g = _equalized(g, decision.quantized, calibration, options)
     report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration))

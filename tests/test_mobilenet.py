@@ -13,10 +13,11 @@ OUTPUT = "MobilenetV1/Predictions/Reshape_1"
 MAX_TOP1_DROP = 0.015
 MAX_SIZE_RATIO = 0.30
 CALIBRATION_PHOTOS = 100
-# onednn int8 vs float on the 900 photos not used for calibration. Measured: top-1 drop 1.1
-# points, top-1 agreement 0.911; without bias correction the agreement is 0.866 (and the
-# drop 0.4: on 900 photos the drop moves by about +-0.5 point with which photos flip).
-MIN_INT8_AGREEMENT = 0.89
+# onednn int8 vs float on the 900 photos not used for calibration. Measured (defaults): top-1
+# 58.1% -> 57.3% (drop 0.8 point), agreement 0.930. The drop moves by about +-0.5 point with
+# which photos happen to flip, so the agreement is the sharper check: 0.870 without bias
+# correction, 0.911 without range equalization; both fail this.
+MIN_INT8_AGREEMENT = 0.92
 
 
 @pytest.fixture(scope="module")
