@@ -56,8 +56,8 @@ class Options:
     # Subtract each int8 layer's weight-rounding mean shift from its bias (calibration data,
     # onednn target): passes/bias_correction.py.
     bias_correction: bool = True
-    # Scale each channel of a Relu/Relu6 activation read only by depthwise convs to the whole
-    # 8-bit range (calibration data, onednn target): passes/equalize_ranges.py.
+    # Scale each channel of a Relu/Relu6 activation read only by depthwise convs to the
+    # tensor's range (calibration data, onednn target): passes/equalize_ranges.py.
     equalize_ranges: bool = True
     # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
     shift_input: bool = False
@@ -276,8 +276,7 @@ def _eightbit(g, decision, options, inputs, outputs, report):
 
 def _equalized(g, quantized, calibration, options):
     """The float graph with channel ranges equalized (option on, calibration data, onednn)."""
-    if not (options.equalize_ranges and calibration and options.target == "onednn"
-            and options.ranges is None):
+    if not (options.equalize_ranges and calibration and options.target == "onednn"):
         return g
     batch = calibration_batch_size(g, list(calibration))
     return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0]

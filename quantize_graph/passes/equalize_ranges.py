@@ -5,15 +5,15 @@ An activation is quantized with one scale for all its channels, so a channel who
 small (MobileNet v1 0.25: one channel of Conv2d_0 peaks at 0.34 of a [0, 6] range, 14 levels)
 loses most of its precision. When a Relu/Relu6 layer feeds only depthwise convs, channel c can
 be scaled by s_c = top / max_c (max_c measured on the calibration data, top the tensor's
-largest channel max, 6 for Relu6): the producer's weights and bias are multiplied by s_c and
+largest channel max, so the tensor's range does not change): the producer's weights and bias are multiplied by s_c and
 the depthwise filter of channel c divided by s_c. The depthwise weights are quantized per
 channel, so their precision does not change; the activation's does, by s_c. This is the
 activation half of cross-layer equalization (Nagel et al. 2019); consumers that mix channels
 (Conv2D, MatMul) are left alone, since there a smaller weight row loses precision instead.
 
 Relu is positively homogeneous, so the graph computes the same function. Relu6 of the scaled
-channel clips at 6 / s_c = max_c: values above what calibration saw in that channel are
-clipped, as a calibrated range would clip them anyway.
+channel clips at 6 / s_c = 6 max_c / top >= max_c: only values above what calibration saw in
+that channel can be clipped, as a calibrated range clips them anyway.
 """
 import numpy as np
 
@@ -22,7 +22,7 @@ from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_p
 from quantize_graph.graph.nodes import const_value, make_const
 from quantize_graph.runner import GraphRunner
 
-ACTIVATION_TOPS = {"Relu": None, "Relu6": 6.0}
+ACTIVATIONS = ("Relu", "Relu6")
 PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
 
 
@@ -38,7 +38,7 @@ def equalize_channel_ranges(graph_def, layer_names, batches):
     consts = {}  # Const name -> new value
     scales = {}
     for (head, bias_add, act, readers), top_c in zip(candidates, maxima):
-        top = ACTIVATION_TOPS[act.op] or float(top_c.max())
+        top = float(top_c.max())  # the tensor's range stays as it was (ranges files hold)
         if top <= 0:
             continue
         scale = np.where(top_c > 0, top / np.maximum(top_c, 1e-30), 1.0)
@@ -69,7 +69,7 @@ def _candidate(index, name, layer_names):
     bias_add = _sole_reader(index, head, ("BiasAdd", "BiasAddV1"))
     if bias_add is None or not _is_const(index, bias_add.input[1]) or bias_add.name not in layer_names:
         return None
-    act = _sole_reader(index, bias_add, tuple(ACTIVATION_TOPS))
+    act = _sole_reader(index, bias_add, ACTIVATIONS)
     if act is None or act.name not in layer_names:
         return None
     readers = index.consumers.get(act.name, [])
