@@ -94,6 +94,15 @@ flags.DEFINE_float("max_relative_error", None, "Keep the fewest, most sensitive 
                    "the first output's relative error on held-out calibration inputs is at most this.")
 flags.DEFINE_float("min_top1_agreement", None, "Keep the fewest, most sensitive layers float so that "
                    "top-1 agreement with float on held-out calibration inputs is at least this (0..1).")
+flags.DEFINE_boolean("bias_correction", True, "onednn with calibration data: subtract from each "
+                     "int8 layer's bias the mean shift its weight rounding causes, E[x] measured "
+                     "on the calibration data.")
+flags.DEFINE_boolean("equalize_ranges", True, "onednn with calibration data: scale each channel "
+                     "of a Relu/Relu6 activation read only by depthwise convs to the whole 8-bit "
+                     "range (folded into the weights).")
+flags.DEFINE_boolean("shift_input", False, "onednn with calibration data: run a conv that reads a "
+                     "signed graph input (e.g. an image in [-1, 1]) in int8 on input + c, with "
+                     "explicit padding and the shift folded into its bias.")
 flags.DEFINE_string("report", "", "Write a per-layer error table (layer, op, range, SQNR) to this "
                     "file: JSON if it ends in .json, else markdown. Needs --calibration_data.")
 
@@ -249,7 +258,8 @@ def _options():
         if FLAGS.quantized_input else None,
         fallback_range=fallback if fallback[0] is not None else None,
         excluded_ops=tuple(FLAGS.excluded_ops), excluded_nodes=tuple(FLAGS.excluded_nodes),
-        target=FLAGS.target)
+        target=FLAGS.target, bias_correction=FLAGS.bias_correction,
+        equalize_ranges=FLAGS.equalize_ranges, shift_input=FLAGS.shift_input)
 
 
 def _sync_legacy_flags():

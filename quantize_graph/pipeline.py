@@ -23,7 +23,10 @@ from quantize_graph.calibration_data import batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.targets import lower, range_tensors, refine, resolve_target
+from quantize_graph.passes.bias_correction import bias_corrections
+from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
+from quantize_graph.passes.shift_input import shift_signed_inputs
+from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
@@ -50,6 +53,14 @@ class Options:
     max_relative_error: float = None          # keep the fewest, worst layers float to meet these
     min_top1_agreement: float = None
     layer_report: bool = False                # fill Report.layers (per-layer SQNR)
+    # Subtract each int8 layer's weight-rounding mean shift from its bias (calibration data,
+    # onednn target): passes/bias_correction.py.
+    bias_correction: bool = True
+    # Scale each channel of a Relu/Relu6 activation read only by depthwise convs to the
+    # tensor's range (calibration data, onednn target): passes/equalize_ranges.py.
+    equalize_ranges: bool = True
+    # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
+    shift_input: bool = False
 
 
 @dataclasses.dataclass
@@ -203,15 +214,20 @@ def _eightbit(g, decision, options, inputs, outputs, report):
             raise QuantizeGraphError("--max_relative_error, --min_top1_agreement and --report "
                                      "need calibration data (--calibration_data)")
         calibration, held_out = split_held_out(calibration)
+    reference = g  # what held-out errors are measured against
+    if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
+        g = shift_signed_inputs(g, decision.quantized, calibration)[0]
+    g = _equalized(g, decision.quantized, calibration, options)
     report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration))
 
+    corrections = _bias_corrections(g, decision.quantized, calibration, options)
     kinds = {n.name: n.op for n in g.node}
 
     def build(quantized, why_float=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
-        q = lower(options.target, g, chosen, options.fallback_range, report.ranges)
+        q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
@@ -228,14 +244,14 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     report.layers = layer_errors(g, report.ranges, feeds, decision.quantized, batch=batch)
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
-        report.held_out_error = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        report.held_out_error = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
         return q
     measured = {}
 
     def meets(excluded):
         q = build(decision.quantized - set(excluded),
                   {n: "kept float by the accuracy fallback" for n in excluded})
-        err = compare_graphs(g, q, outputs[:1], feeds, batch)[0]
+        err = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
         measured[len(excluded)] = err
         return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
                 and (options.min_top1_agreement is None
@@ -256,6 +272,24 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})
+
+
+def _equalized(g, quantized, calibration, options):
+    """The float graph with channel ranges equalized (option on, calibration data, onednn)."""
+    if not (options.equalize_ranges and calibration and options.target == "onednn"):
+        return g
+    batch = calibration_batch_size(g, list(calibration))
+    return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0]
+
+
+def _bias_corrections(g, quantized, calibration, options):
+    """{layer: bias shift} measured on the calibration inputs, or None (option off, no data,
+    or a target without a bias-correction hook)."""
+    if not (options.bias_correction and calibration and options.target in WEIGHT_DEQUANTIZERS):
+        return None
+    batch = calibration_batch_size(g, list(calibration))
+    return bias_corrections(g, quantized, batches(calibration, batch),
+                            WEIGHT_DEQUANTIZERS[options.target])
 
 
 def _has_accuracy_goal(options):

@@ -43,7 +43,8 @@ def _graph():
         y = tf.nn.relu(tf.nn.conv2d(x, tf.constant(RNG.randn(3, 3, 3, 8).astype(np.float32)),
                                     [1, 1, 1, 1], "SAME", name="conv1"))
         w2 = (RNG.randn(1, 1, 8, 4) * np.array([1000.0, 1.0, 1.0, 0.001])).astype(np.float32)
-        y = tf.nn.conv2d(y, tf.constant(w2), [1, 1, 1, 1], "SAME", name="conv2")
+        # A Relu, so that conv2 runs in int8 (an int8 result only float ops read stays float).
+        y = tf.nn.relu(tf.nn.conv2d(y, tf.constant(w2), [1, 1, 1, 1], "SAME", name="conv2"))
         tf.identity(tf.reduce_mean(y, axis=[1, 2]), name="output")
     return g.as_graph_def()
 

@@ -108,8 +108,14 @@ def test_ranges_in_reproduces_calibration(tmp_path):
     first, report = run_pipeline(graph_def, [out], Options(calibration_inputs={inp: data}))
     path = tmp_path / "ranges.json"
     save_ranges(str(path), report.ranges, "minmax", "x", 8)
-    second = qg.quantize(graph_def, [out], ranges=load_ranges(str(path)))
+    # With the same data (bias correction and range equalization need it) ...
+    second = qg.quantize(graph_def, [out], ranges=load_ranges(str(path)), calibration_inputs={inp: data})
     assert second.SerializeToString(deterministic=True) == first.SerializeToString(deterministic=True)
+    # ... and without: the ranges alone give the graph calibrated without those two levers.
+    plain, _ = run_pipeline(graph_def, [out], Options(calibration_inputs={inp: data}, bias_correction=False,
+                                                       equalize_ranges=False))
+    third = qg.quantize(graph_def, [out], ranges=load_ranges(str(path)))
+    assert third.SerializeToString(deterministic=True) == plain.SerializeToString(deterministic=True)
 
 
 def test_ranges_in_for_another_graph_is_an_error():

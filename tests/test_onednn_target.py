@@ -72,8 +72,29 @@ def test_conv_relu6_saturates_at_six():
 
 
 def test_conv_without_activation_outputs_signed_int8():
-    q = quantize_and_check(lambda x: tf.nn.bias_add(conv(x, 4, 6, padding="VALID"), const(6)), [7, 7, 4])
+    # Read by an op that may run in 8 bits (a pool), so the conv's int8 result may be used.
+    q = quantize_and_check(lambda x: tf.nn.max_pool2d(
+        tf.nn.bias_add(conv(x, 4, 6, padding="VALID"), const(6)), 2, 1, "VALID"), [7, 7, 4])
     assert ops(q)["QuantizedConv2DWithBiasAndRequantize"] == 1
+
+
+def test_classifier_conv_read_only_by_float_ops_stays_float():
+    # Logits read by Softmax: a qint8 result (127 levels over +-max) would be dequantized at
+    # once, so the conv keeps its float result; the layer before it stays int8.
+    rng = np.random.RandomState(12)  # the module's RNG stays as the other tests expect
+
+    def const(*shape):
+        return tf.constant((rng.randn(*shape) * 0.5).astype(np.float32))
+
+    def fn(x):
+        features = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, const(3, 3, 4, 8), [1, 1, 1, 1], "SAME"),
+                                             const(8)))
+        logits = tf.nn.bias_add(tf.nn.conv2d(features, const(1, 1, 8, 10), [1, 1, 1, 1], "VALID"), const(10))
+        return tf.nn.softmax(logits)
+    q = quantize_and_check(fn, [5, 5, 4])
+    counts = ops(q)
+    assert counts["QuantizedConv2DWithBiasAndRequantize"] == 0 and counts["Conv2D"] == 1
+    assert counts["QuantizedConv2DWithBiasAndReluAndRequantize"] == 1
 
 
 def test_depthwise_bias_relu6():
@@ -154,3 +175,21 @@ def test_auto_with_onednn_off_picks_reference_and_runs():
                        timeout=180)
     assert "TARGET reference (2, 6, 6, 4)" in r.stdout, r.stdout + r.stderr
     assert "ERROR this graph uses TensorFlow's oneDNN int8 kernels" in r.stdout
+
+
+def test_probabilities_are_not_requantized_even_with_entropy_ranges():
+    # Entropy calibration clips the probabilities' long tail (MobileNet: at 0.16); a Reshape of
+    # the float Softmax output must stay float, or every large probability would saturate
+    # (top-1 fell from 58% to 43% on MobileNet v1 0.25).
+    rng = np.random.RandomState(13)
+    graph_def = build(lambda x: tf.reshape(tf.nn.softmax(3.0 * tf.nn.relu(tf.nn.conv2d(
+        x, tf.constant(rng.randn(3, 3, 4, 10).astype(np.float32)), [1, 1, 1, 1], "VALID"))), [-1, 10]),
+        [3, 3, 4])
+    data = rng.uniform(0, 1, [40, 3, 3, 4]).astype(np.float32)
+    q = qg.quantize(graph_def, ["output"], target="onednn", calibration_method="entropy",
+                    calibration_inputs={"input": data[:32]})
+    assert ops(q)["QuantizedReshape"] == 0 and ops(q)["QuantizedConv2DWithBiasAndReluAndRequantize"] == 1
+    want = run_graph(graph_def, ["output:0"], {"input:0": data[32:]})[0]
+    got = run_graph(q, ["output:0"], {"input:0": data[32:]})[0]
+    assert np.abs(got - want).max() < 0.05
+    assert (got.argmax(1) == want.argmax(1)).all()

@@ -4,12 +4,14 @@ import tensorflow as tf
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input
 from tensorflow.python.framework import op_def_registry
-from quantize_graph.targets.kernels import lower_kernels
-from quantize_graph.targets.onednn import lower_onednn
+from quantize_graph.targets import kernels as _kernels
+from quantize_graph.targets.onednn import dequantized_weights, lower_onednn
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
 
-_LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": lower_kernels}
+_LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": _kernels.lower_kernels}
+# The float weights each target's int8 ops really use, for bias correction.
+WEIGHT_DEQUANTIZERS = {"onednn": dequantized_weights, "kernels": _kernels.dequantized_weights}
 _REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision,
              "kernels": lambda graph_def, decision: decision}
 
@@ -31,9 +33,13 @@ def refine(target, graph_def, decision):
     return _REFINERS[target](graph_def, decision)
 
 
-def lower(target, graph_def, decision, fallback_range=None, ranges=None):
+def lower(target, graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):
     """The lowered graph. A target may keep more nodes float than annotate chose (limits it
-    only sees with the ranges); it records them in `decision`."""
+    only sees with the ranges); it records them in `decision`. `bias_corrections` ({layer:
+    per-channel shift}, passes/bias_correction.py) only exist for targets in
+    WEIGHT_DEQUANTIZERS."""
+    if bias_corrections:
+        return _LOWERINGS[target](graph_def, decision, fallback_range, ranges, bias_corrections)
     return _LOWERINGS[target](graph_def, decision, fallback_range, ranges)
 
 

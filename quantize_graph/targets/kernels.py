@@ -172,22 +172,14 @@ class KernelsLowering(OneDnnLowering):
         bias = (const_value(self.index.node(bias_node.input[1])).astype(np.float32)
                 if bias_node is not None else np.zeros([channels], np.float32))
         base = last.name + "/eightbit"
-        if head.op == "MatMul":
-            if head.attr["transpose_a"].b:
-                self._why = "transpose_a is not supported by the int8 MatMul"
-                return False
-            if head.attr["transpose_b"].b:
-                weights = weights.T
-            codes, scales = quantize_weights(weights, 1)
-            op = "QgQuantizedMatMul"
-        elif head.op == "Conv2D":
-            codes, scales = quantize_weights(weights, 3)
-            op = "QgQuantizedConv2D"
-        else:   # depthwise: [kh, kw, C, mult], output channel c * mult + m
-            kh, kw, c, mult = weights.shape
-            codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
-            codes = codes.reshape(kh, kw, c, mult)
-            op = "QgQuantizedDepthwiseConv2D"
+        bias = self._corrected(head.name, bias)
+        if head.op == "MatMul" and head.attr["transpose_a"].b:
+            self._why = "transpose_a is not supported by the int8 MatMul"
+            return False
+        codes, scales = _quantized_layout(head.op, weights,
+                                          head.op == "MatMul" and head.attr["transpose_b"].b)
+        op = {"MatMul": "QgQuantizedMatMul", "Conv2D": "QgQuantizedConv2D",
+              "DepthwiseConv2dNative": "QgQuantizedDepthwiseConv2D"}[head.op]
         float_out = head.op == "MatMul" and act is None and add is None and not self._has_quantized_reader(last)
         lo, hi = (0.0, 1.0) if float_out else self._output_range(last.name, act.op if act else None)
         inputs = [x.tensor, self._const(base + "_weights", codes, tf.qint8),
@@ -267,9 +259,32 @@ class KernelsLowering(OneDnnLowering):
         return True
 
 
+def _quantized_layout(op, weights, transpose_b=False):
+    """(codes, per-channel scales) of a layer's weights as the Qg op takes them: conv HWIO,
+    depthwise [kh, kw, C, mult], MatMul [K, N] (transposed first if transpose_b)."""
+    if op == "MatMul":
+        return quantize_weights(weights.T if transpose_b else weights, 1)
+    if op == "Conv2D":
+        return quantize_weights(weights, 3)
+    kh, kw, c, mult = weights.shape
+    codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
+    return codes.reshape(kh, kw, c, mult), scales
+
+
+def dequantized_weights(op, weights, transpose_b=False):
+    """The float weights the Qg op really multiplies by, in the float op's layout (for bias
+    correction)."""
+    codes, scales = _quantized_layout(op, weights, transpose_b)
+    if op == "DepthwiseConv2dNative":
+        kh, kw, c, mult = weights.shape
+        return (codes.reshape(kh, kw, 1, c * mult) * scales.astype(np.float64)).reshape(weights.shape)
+    values = codes * scales.astype(np.float64)
+    return values.T if op == "MatMul" and transpose_b else values
+
+
 def uses_kernels_ops(graph_def):
     return any(n.op.startswith(QG_OPS_PREFIX) for n in graph_def.node)
 
 
-def lower_kernels(graph_def, decision, fallback_range=None, ranges=None):
-    return KernelsLowering(graph_def, decision, ranges, fallback_range).lower()
+def lower_kernels(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):
+    return KernelsLowering(graph_def, decision, ranges, fallback_range, bias_corrections).lower()

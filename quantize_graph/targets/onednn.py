@@ -41,7 +41,7 @@ NEGATIVE_TOLERANCE = 1e-6  # relative: calibrated minimums this close to 0 count
 
 class OneDnnLowering:
 
-    def __init__(self, graph_def, decision, ranges, fallback_range=None):
+    def __init__(self, graph_def, decision, ranges, fallback_range=None, bias_corrections=None):
         if not ranges and fallback_range is None:
             raise QuantizeGraphError(
                 "the onednn target freezes every range: give --calibration_data (or --ranges_in, "
@@ -50,6 +50,7 @@ class OneDnnLowering:
         self.decision = decision
         self.ranges = ranges or {}
         self.fallback_range = fallback_range
+        self.bias_corrections = bias_corrections or {}  # layer -> subtracted from its bias
         self.index = GraphIndex(graph_def)
         self.names = NameAllocator(graph_def)
         self.new_nodes = []
@@ -137,6 +138,17 @@ class OneDnnLowering:
         self.quantized[key] = result
         return result
 
+    def _only_float_readers(self, node):
+        """True if no reader of `node` can run in 8 bits (e.g. a classifier's logits read by
+        Squeeze/Softmax), so an int8 result would be dequantized right away."""
+        readers = self.index.consumers.get(node.name, [])
+        return all(r.name not in self.decision.quantized for r, _ in readers)
+
+    def _already_int8(self, inp):
+        """True if an int8 op already produces this tensor (no QuantizeV2 needed): a reshape
+        of a float tensor (say, the probabilities after Softmax) would only round it."""
+        return canonical_input(inp) in self.produced
+
     def _output_magnitude(self, name, cap=None):
         rng = self.ranges.get(name, self.fallback_range)
         if rng is None:
@@ -191,6 +203,10 @@ class OneDnnLowering:
         if head.op == "DepthwiseConv2dNative" and act is None:
             self._why = "no fused int8 depthwise conv without an activation"
             return False
+        if head.op == "Conv2D" and act is None and self._only_float_readers(last):
+            self._why = ("no activation and only float ops read it: its qint8 result (127 levels "
+                         "over +-max, e.g. logits) would only lose precision")
+            return False
         x = self._input(head.input[0])
         if x is None:
             self._why = "its input can be negative (quint8 holds no negatives)"
@@ -202,6 +218,7 @@ class OneDnnLowering:
         channels = out_channels(head, weights)
         bias = (const_value(self.index.node(bias_node.input[1])).astype(np.float32)
                 if bias_node is not None else np.zeros([channels], np.float32))
+        bias = self._corrected(head.name, bias)
         base = last.name + "/eightbit"
         if head.op == "MatMul":
             return self._lower_matmul(head, last, act, x, weights, bias, base, members)
@@ -255,6 +272,12 @@ class OneDnnLowering:
             self._produce(last.name, mm, out_type, magnitude)
         return True
 
+    def _corrected(self, layer, bias):
+        """The bias minus the layer's bias correction (passes/bias_correction.py), if any."""
+        if layer not in self.bias_corrections:
+            return bias
+        return (bias - self.bias_corrections[layer]).astype(np.float32)
+
     # ---- pools, concat, reshape ----------------------------------------------------------
 
     def _lower_single(self, node):
@@ -273,6 +296,9 @@ class OneDnnLowering:
         if node.op in ("Concat", "ConcatV2"):
             return self._lower_concat(node)
         if node.op == "Reshape":
+            if not self._already_int8(node.input[0]):
+                self._why = "its input is float: quantizing only to reshape would lose precision"
+                return False
             x = self._input(node.input[0])
             if x is None:
                 return False
@@ -309,21 +335,33 @@ class OneDnnLowering:
 
 
 def pair_limit(weights, k_axis, reduce_axes):
-    """Largest |w[2k]| + |w[2k+1]| over adjacent pairs along the reduction axis `k_axis`.
+    """Largest |w[2k]| + |w[2k+1]| over adjacent pairs of the same sign along the reduction
+    axis `k_axis`.
 
-    Without VNNI, oneDNN adds the products of such a pair in a saturating int16 before
-    accumulating: with inputs up to 255, the codes of every pair must sum to at most 128
-    in magnitude. Scaling each channel so that its largest pair maps to 127 keeps that true
-    and gives 8 bits to channels whose big weights have small neighbours (7 bits at worst).
+    Without VNNI, oneDNN adds the products of such a pair (inputs 0..255 times int8 codes) in
+    a saturating int16 before accumulating. A pair of opposite signs cannot overflow
+    (255 * 128 < 32768), so only same-sign pairs limit the scale: their codes must sum to at
+    most 128 in magnitude.
     """
-    w = np.abs(weights.astype(np.float64))
+    w = weights.astype(np.float64)
     if w.shape[k_axis] % 2:
         pad = [(0, 0)] * w.ndim
         pad[k_axis] = (0, 1)
         w = np.pad(w, pad)
-    pairs = np.take(w, range(0, w.shape[k_axis], 2), axis=k_axis) + \
-        np.take(w, range(1, w.shape[k_axis], 2), axis=k_axis)
+    even = np.take(w, range(0, w.shape[k_axis], 2), axis=k_axis)
+    odd = np.take(w, range(1, w.shape[k_axis], 2), axis=k_axis)
+    pairs = np.where(even * odd > 0, np.abs(even) + np.abs(odd), 0.0)
     return pairs.max(axis=reduce_axes)
+
+
+def weight_scale(weights, k_axis, reduce_axes, pair_levels):
+    """Per-channel (or per-tensor) scale of int8 weight codes on CPUs without VNNI: the
+    largest same-sign pair maps to `pair_levels` (<= 128 once rounded) and the largest single
+    weight to at most 127. Channels whose big weights have small or opposite-sign neighbours
+    keep 8 bits; 7 bits at worst."""
+    top = np.abs(weights.astype(np.float64)).max(axis=reduce_axes)
+    scale = np.maximum(pair_limit(weights, k_axis, reduce_axes) / pair_levels, top / 127.0)
+    return np.where(scale > 0, scale, 1e-8)
 
 
 def _quantize_conv_weights(weights, op):
@@ -331,27 +369,39 @@ def _quantize_conv_weights(weights, op):
     axis = 3 if op == "Conv2D" else 2
     other = tuple(a for a in range(weights.ndim) if a != axis)
     if op == "Conv2D":  # pairs of input channels (axis 2) saturate; depthwise has no pairs
-        top = pair_limit(weights, 2, other)
+        # Sum-keeping rounding moves a code by up to one step, so a pair of codes may grow by
+        # 2: the largest same-sign pair maps to 126 and stays <= 128 after rounding.
+        scale = weight_scale(weights, 2, other, 126.0)
     else:
-        top = np.abs(weights).max(axis=other).astype(np.float64)
-    top = np.where(top > 0, top, 1e-6)
-    # Sum-keeping rounding moves a code by up to one step, so a pair of codes may grow by 2:
-    # the largest pair maps to 126 and stays <= 128 after rounding.
-    levels = 126 if op == "Conv2D" else 127
+        scale = np.abs(weights).max(axis=other).astype(np.float64) / 127.0
+        scale = np.where(scale > 0, scale, 1e-8)
     shape = [1] * weights.ndim
     shape[axis] = -1
-    grid = weights / top.reshape(shape) * levels + 127   # 1 .. 253 (0 .. 254 for depthwise)
+    grid = weights / scale.reshape(shape) + 127   # 0 .. 254
     codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
-    # The kernel's scale is max_filter / 127, so declare the max that makes it top / levels.
-    return codes, (top * 127.0 / levels).astype(np.float32)
+    # The kernel's scale is max_filter / 127.
+    return codes, (scale * 127.0).astype(np.float32)
 
 
 def _quantize_matmul_weights(weights, transpose_b):
     """(qint8 codes, max to declare): per tensor, with the same pair limit along K."""
     k_axis = 1 if transpose_b else 0
-    top = float(pair_limit(weights, k_axis, tuple(range(weights.ndim)))) or 1e-6
-    return np.clip(np.round(weights / top * 127), -127, 127).astype(np.int8), top
+    # Plain rounding moves each code by at most 1/2: a pair at 127 stays <= 128.
+    scale = float(weight_scale(weights, k_axis, tuple(range(weights.ndim)), 127.0))
+    return np.clip(np.round(weights / scale), -127, 127).astype(np.int8), scale * 127.0
 
 
-def lower_onednn(graph_def, decision, fallback_range=None, ranges=None):
-    return OneDnnLowering(graph_def, decision, ranges, fallback_range).lower()
+def dequantized_weights(op, weights, transpose_b=False):
+    """The float weights the int8 op really multiplies by (codes times their scale): what
+    bias correction compares the float weights with."""
+    if op == "MatMul":
+        codes, top = _quantize_matmul_weights(weights, transpose_b)
+    else:
+        codes, top = _quantize_conv_weights(weights, op)
+        if op == "DepthwiseConv2dNative":  # [h, w, channels, 1]: scales along axis 2
+            top = top[:, None]
+    return codes.astype(np.float64) * (np.asarray(top, np.float64) / 127.0)
+
+
+def lower_onednn(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):
+    return OneDnnLowering(graph_def, decision, ranges, fallback_range, bias_corrections).lower()

@@ -1,0 +1,130 @@
+"""Channel range equalization (float -> float): give every channel of an activation the whole
+8-bit range before a depthwise conv.
+
+An activation is quantized with one scale for all its channels, so a channel whose values stay
+small (MobileNet v1 0.25: one channel of Conv2d_0 peaks at 0.34 of a [0, 6] range, 14 levels)
+loses most of its precision. When a Relu/Relu6 layer feeds only depthwise convs, channel c can
+be scaled by s_c = top / max_c (max_c measured on the calibration data, top the tensor's
+largest channel max, so the tensor's range does not change): the producer's weights and bias are multiplied by s_c and
+the depthwise filter of channel c divided by s_c. The depthwise weights are quantized per
+channel, so their precision does not change; the activation's does, by s_c. This is the
+activation half of cross-layer equalization (Nagel et al. 2019); consumers that mix channels
+(Conv2D, MatMul) are left alone, since there a smaller weight row loses precision instead.
+
+Relu is positively homogeneous, so the graph computes the same function. Relu6 of the scaled
+channel clips at 6 / s_c = 6 max_c / top >= max_c: only values above what calibration saw in
+that channel can be clipped, as a calibrated range clips them anyway.
+"""
+import numpy as np
+
+from quantize_graph.graph.index import GraphIndex
+from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
+from quantize_graph.graph.nodes import const_value, make_const
+from quantize_graph.runner import GraphRunner
+
+ACTIVATIONS = ("Relu", "Relu6")
+PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
+
+
+def equalize_channel_ranges(graph_def, layer_names, batches):
+    """The graph with channel scales folded in, for each Relu/Relu6 layer among `layer_names`
+    (conv/depthwise -> BiasAdd -> activation, Const weights) read only by depthwise convs with
+    Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s})."""
+    index = GraphIndex(graph_def)
+    candidates = [c for c in (_candidate(index, n, layer_names) for n in sorted(layer_names)) if c]
+    if not candidates:
+        return graph_def, {}
+    maxima = channel_maxima(graph_def, [c[2].name for c in candidates], batches)
+    consts = {}  # Const name -> new value
+    scales = {}
+    for (head, bias_add, act, readers), top_c in zip(candidates, maxima):
+        top = float(top_c.max())  # the tensor's range stays as it was (ranges files hold)
+        if top <= 0:
+            continue
+        scale = np.where(top_c > 0, top / np.maximum(top_c, 1e-30), 1.0)
+        scale = np.minimum(scale, top / np.maximum(top_c, top * 1e-3))  # no scale beyond 1000x
+        if np.all(scale <= 1.0 + 1e-6):
+            continue
+        w_name, b_name = canonical_input(head.input[1]), canonical_input(bias_add.input[1])
+        weights = consts.get(w_name, const_value(index.nodes[w_name]))
+        consts[w_name] = _scale_output_channels(head.op, weights, scale)
+        consts[b_name] = consts.get(b_name, const_value(index.nodes[b_name])) * scale
+        for reader in readers:
+            f_name = canonical_input(reader.input[1])
+            filt = consts.get(f_name, const_value(index.nodes[f_name]))
+            consts[f_name] = filt / scale.reshape(1, 1, -1, 1)
+        scales[act.name] = scale
+    if not consts:
+        return graph_def, {}
+    return _with_consts(graph_def, consts, index), scales
+
+
+def _candidate(index, name, layer_names):
+    """(head, BiasAdd, activation, depthwise readers) if `name` heads such a layer, else None."""
+    head = index.nodes[name]
+    if head.op not in PRODUCERS or not _is_const(index, head.input[1]):
+        return None
+    if head.op == "DepthwiseConv2dNative" and const_value(index.node(head.input[1])).shape[3] != 1:
+        return None
+    bias_add = _sole_reader(index, head, ("BiasAdd", "BiasAddV1"))
+    if bias_add is None or not _is_const(index, bias_add.input[1]) or bias_add.name not in layer_names:
+        return None
+    act = _sole_reader(index, bias_add, ACTIVATIONS)
+    if act is None or act.name not in layer_names:
+        return None
+    readers = index.consumers.get(act.name, [])
+    if not readers or any(
+            r.op != "DepthwiseConv2dNative" or pos != 0 or r.name not in layer_names
+            or not _is_const(index, r.input[1]) or canonical_input(r.input[0]) != act.name
+            or const_value(index.node(r.input[1])).shape[3] != 1
+            for r, pos in readers):
+        return None
+    # Shared Consts would be scaled twice.
+    shared = [canonical_input(head.input[1]), canonical_input(bias_add.input[1])] + \
+             [canonical_input(r.input[1]) for r, _ in readers]
+    if any(len(index.consumers.get(c, [])) != 1 for c in shared):
+        return None
+    return head, bias_add, act, [r for r, _ in readers]
+
+
+def _sole_reader(index, node, ops):
+    readers = index.consumers.get(node.name, [])
+    if len(readers) != 1:
+        return None
+    reader, pos = readers[0]
+    if reader.op not in ops or pos != 0 or canonical_input(reader.input[0]) != node.name:
+        return None
+    return reader
+
+
+def _is_const(index, inp):
+    src = index.get(inp)
+    return src is not None and src.op == "Const"
+
+
+def _scale_output_channels(op, weights, scale):
+    if op == "Conv2D":
+        return weights * scale
+    return weights * scale.reshape(1, 1, -1, 1)  # depthwise [h, w, channels, 1]
+
+
+def channel_maxima(graph_def, tensors, batches):
+    """[max over every axis but the last] of each tensor, over all the batches."""
+    tops = [None] * len(tensors)
+    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
+    with GraphRunner(graph_def) as runner:
+        for feeds in batches:
+            for i, value in enumerate(runner.run(fetches, feeds)):
+                m = value.reshape(-1, value.shape[-1]).max(axis=0).astype(np.float64)
+                tops[i] = m if tops[i] is None else np.maximum(tops[i], m)
+    return tops
+
+
+def _with_consts(graph_def, consts, index):
+    out = type(graph_def)()
+    out.CopyFrom(graph_def)
+    for node in out.node:
+        if node.name in consts:
+            dtype = const_value(index.nodes[node.name]).dtype
+            node.CopyFrom(make_const(node.name, np.asarray(consts[node.name]).astype(dtype)))
+    return out
