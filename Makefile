@@ -7,7 +7,7 @@ PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean distclean
+.PHONY: setup kernels demo test bench clean distclean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): requirements.txt setup.py | $(VENV_PYTHON)
 	$(PIP) install --no-deps -e .
 	touch $@
 
+# The Qg op library (quantize_graph/kernels/_qg_ops.so): `pip install -e .` builds it too; this
+# rebuilds only what changed in kernels/cc (objects in build/qg_cpu).
+kernels: $(STAMP)
+	$(VENV_PYTHON) kernels/build_cpu.py
+
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/demo.py
 
@@ -28,7 +33,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PYTHON) tools/bench.py
 
-test: $(STAMP)
+test: $(STAMP) kernels
 	$(VENV_PYTHON) -m pytest -q tests $(PYTEST_ARGS)
 
 clean:
@@ -36,4 +41,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info quantize_graph/kernels/_qg_ops.so

@@ -32,10 +32,10 @@ def _clamp_u8(v, lo=0, hi=255):
 
 
 def quantize(x, min_value, max_value):
-    """QgQuantize: q = clamp(rint(x / scale) + zero_point, 0, 255), float32."""
+    """QgQuantize: q = clamp(rint(x / scale) + zero_point, 0, 255), float32; NaN -> 0."""
     scale, zp = range_params(min_value, max_value)
     v = np.rint(np.asarray(x, np.float32) / scale) + _F(zp)
-    return np.clip(v, 0, 255).astype(np.uint8)
+    return np.fmin(np.fmax(v, _F(0)), _F(255)).astype(np.uint8)  # NaN -> 0
 
 
 def dequantize(q, min_value, max_value):
