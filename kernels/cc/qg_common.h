@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gemm/qg_epilogue.h"
 #include "gemm/qg_gemm.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -129,8 +130,6 @@ inline ::tensorflow::Status Nhwc4(::tensorflow::OpKernelConstruction* ctx, const
   return ::tensorflow::OkStatus();
 }
 
-enum class Activation { kNone, kRelu, kRelu6 };
-
 inline ::tensorflow::Status ActivationAttr(::tensorflow::OpKernelConstruction* ctx,
                                            Activation* act) {
   std::string s;
@@ -161,91 +160,6 @@ inline void OutSize(int64_t in, int k, int stride, int dilation, bool same, int6
     *pad_before = 0;
   }
 }
-
-// The fused epilogue of kernels/OPS.md, per output channel c (float32, this exact order).
-struct Epilogue {
-  bool float_out = false;
-  Activation act = Activation::kNone;
-  std::vector<float> m, b;   // quint8: acc * m[c] + b[c]
-  std::vector<float> sf;     // float: acc * sf[c] + bias[c]
-  const float* bias = nullptr;
-  float lo = 0, hi = 255;    // quint8 clamp
-  // summand (same layout as the output), quint8 only
-  const uint8_t* summand = nullptr;
-  int zp_s = 0;
-  float s_mult = 0;          // scale_s / scale_out (quint8 out) or scale_s (float out)
-
-  void Init(float scale_x, const float* filter_scale, const float* bias_in, int64_t channels,
-            bool float_output, const Range& out, Activation activation) {
-    float_out = float_output;
-    act = activation;
-    bias = bias_in;
-    if (float_out) {
-      sf.resize(channels);
-      for (int64_t c = 0; c < channels; ++c) sf[c] = scale_x * filter_scale[c];
-      return;
-    }
-    m.resize(channels);
-    b.resize(channels);
-    const float zp_out = static_cast<float>(out.zero_point);
-    for (int64_t c = 0; c < channels; ++c) {
-      const float s = scale_x * filter_scale[c];
-      m[c] = s / out.scale;
-      const float bq = bias_in[c] / out.scale;
-      b[c] = bq + zp_out;
-    }
-    lo = activation == Activation::kNone ? 0.0f : zp_out;
-    hi = 255.0f;
-    if (activation == Activation::kRelu6) {
-      const float six = 6.0f / out.scale;
-      hi = std::min(255.0f, zp_out + std::nearbyint(six));
-    }
-  }
-
-  void SetSummand(const uint8_t* data, const Range& s, const Range& out) {
-    summand = data;
-    zp_s = s.zero_point;
-    s_mult = float_out ? s.scale : s.scale / out.scale;
-  }
-
-  // Channels [n0, n1) of one output row; `index` is the flat output index of channel 0.
-  void Row(const int32_t* acc, int n0, int n1, int64_t index, void* output) const {
-    if (float_out) {
-      float* y = static_cast<float*>(output) + index;
-      for (int c = n0; c < n1; ++c) {
-        float v = static_cast<float>(acc[c - n0]) * sf[c];
-        v = v + bias[c];
-        if (summand != nullptr) {
-          const float d = static_cast<float>(static_cast<int>(summand[index + c]) - zp_s);
-          v = v + d * s_mult;
-        }
-        if (act != Activation::kNone) v = std::max(v, 0.0f);
-        if (act == Activation::kRelu6) v = std::min(v, 6.0f);
-        y[c] = v;
-      }
-      return;
-    }
-    uint8_t* q = static_cast<uint8_t*>(output) + index;
-    if (summand == nullptr) {
-      for (int c = n0; c < n1; ++c) {
-        float v = static_cast<float>(acc[c - n0]) * m[c];
-        v = v + b[c];
-        v = std::fmin(std::fmax(v, lo), hi);  // clamp then round == round then clamp
-        q[c] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
-      }
-    } else {
-      const uint8_t* s = summand + index;
-      for (int c = n0; c < n1; ++c) {
-        float v = static_cast<float>(acc[c - n0]) * m[c];
-        v = v + b[c];
-        const float d = static_cast<float>(static_cast<int>(s[c]) - zp_s);
-        v = v + d * s_mult;
-        v = std::fmin(std::fmax(v, lo), hi);
-        q[c] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
-      }
-    }
-  }
-};
 
 }  // namespace qg
 

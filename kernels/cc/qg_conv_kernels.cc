@@ -60,18 +60,15 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, const Ro
   const int64_t cost = static_cast<int64_t>(kMB) * b.Kp * panels_per_split * kNR / 4;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
   ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
+    GemmWorkspace ws;
     for (int64_t u = start; u < limit; ++u) {
       const int64_t rc = u / col_splits;
       const int cs = static_cast<int>(u % col_splits);
       const int n0 = cs * panels_per_split * kNR;
       const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
-      GemmRows(b, rc * kMB, std::min(rows, (rc + 1) * kMB), n0, n1, fill, sink, micro);
+      GemmRows(b, rc * kMB, std::min(rows, (rc + 1) * kMB), n0, n1, fill, sink, micro, &ws);
     }
   });
-}
-
-inline void Widen(const uint8_t* src, int n, int zp, int16_t* dst) {
-  for (int i = 0; i < n; ++i) dst[i] = static_cast<int16_t>(static_cast<int>(src[i]) - zp);
 }
 
 // Inputs shared by the conv, depthwise and matmul kernels: ranges, per-channel vectors,
@@ -113,7 +110,8 @@ class FusedBase : public OpKernel {
                              RangeInput(ctx, 4, 5, in_name_min, in_name_max, &args->in));
     QG_REQUIRES_OK(ctx, false,
                              RangeInput(ctx, 6, 7, "min_output", "max_output", &args->out));
-    args->epi.Init(args->in.scale, filter_scale, bias, channels, float_out_, args->out, act_);
+    args->epi.Init(args->in.scale, filter_scale, bias, channels, float_out_, args->out.scale,
+                   args->out.zero_point, act_);
     if (num_summand_ == 1) {
       const Tensor& s = ctx->input(8);
       QG_REQUIRES(ctx, false, s.shape() == shape,
@@ -124,8 +122,8 @@ class FusedBase : public OpKernel {
       Range rs;
       QG_REQUIRES_OK(ctx, false,
                                RangeInput(ctx, 9, 10, "min_summand", "max_summand", &rs));
-      args->epi.SetSummand(reinterpret_cast<const uint8_t*>(s.tensor_data().data()), rs,
-                           args->out);
+      args->epi.SetSummand(reinterpret_cast<const uint8_t*>(s.tensor_data().data()), rs.scale,
+                           rs.zero_point, args->out.scale);
     }
     QG_REQUIRES_OK(ctx, false, ctx->allocate_output(0, shape, &args->output));
     Tensor* tmin = nullptr;
@@ -228,26 +226,45 @@ class QgQuantizedConv2DOp : public FusedBase {
                              static_cast<int>(cout));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
-    const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1;
-    RowFiller fill = [&](int64_t r, int16_t* dst) {
-      if (pointwise) {
-        Widen(x + r * g.c, static_cast<int>(g.c), zp, dst);
-        return;
-      }
-      const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-      for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t y = oy * g.sh - g.ph + i * g.dh;
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t xx = ox * g.sw - g.pw + j * g.dw;
-          int16_t* d = dst + (i * g.kw + j) * g.c;
-          if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
-            std::memset(d, 0, sizeof(int16_t) * g.c);  // padding is real 0
+    RowFiller fill;
+    std::vector<int16_t> padded;
+    if (g.kh == 1 && g.kw == 1) {
+      // 1x1 (any stride, never padded): a row of A is one input pixel.
+      fill = [&](int64_t r, int16_t* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        WidenU8(x + ((b * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c, static_cast<int>(g.c), zp,
+                dst);
+      };
+    } else {
+      // The input once as int16 (x - zero_point) with the zero padding around it (padding is
+      // real 0), so a row of A is kh (or kh * kw, when dilated) plain copies.
+      const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+      const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+      padded.assign(g.n * hp * wp * g.c, 0);
+      auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+      ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
+                          [&](int64_t s, int64_t e) {
+                            for (int64_t row = s; row < e; ++row) {
+                              const int64_t b = row / g.h, y = row % g.h;
+                              WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
+                                      padded.data() + ((b * hp + y + g.ph) * wp + g.pw) * g.c);
+                            }
+                          });
+      const int64_t c = g.c, span = g.kw * c;
+      fill = [&, hp, wp, c, span](int64_t r, int16_t* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        const int16_t* base = padded.data() + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const int16_t* src = base + i * g.dh * wp * c;
+          if (g.dw == 1) {
+            std::memcpy(dst + i * span, src, sizeof(int16_t) * span);
           } else {
-            Widen(x + ((b * g.h + y) * g.w + xx) * g.c, static_cast<int>(g.c), zp, d);
+            for (int64_t j = 0; j < g.kw; ++j)
+              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, sizeof(int16_t) * c);
           }
         }
-      }
-    };
+      };
+    }
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
@@ -294,7 +311,7 @@ class QgQuantizedMatMulOp : public FusedBase {
                              static_cast<int>(N));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(a.tensor_data().data());
     const int zp = args.in.zero_point;
-    RowFiller fill = [&](int64_t r, int16_t* dst) { Widen(x + r * K, K, zp, dst); };
+    RowFiller fill = [&](int64_t r, int16_t* dst) { WidenU8(x + r * K, K, zp, dst); };
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
     };

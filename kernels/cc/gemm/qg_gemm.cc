@@ -126,11 +126,13 @@ void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
 }
 
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
-              const TileSink& sink, MicroKernel micro) {
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws) {
   const int Kp = b.Kp;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
-  std::vector<int16_t> a(static_cast<size_t>(kMB) * Kp);
-  std::vector<int32_t> c(static_cast<size_t>(kMB) * ldc);
+  if (ws->a.size() < static_cast<size_t>(kMB) * Kp) ws->a.resize(static_cast<size_t>(kMB) * Kp);
+  if (ws->c.size() < static_cast<size_t>(kMB) * ldc) ws->c.resize(static_cast<size_t>(kMB) * ldc);
+  std::vector<int16_t>& a = ws->a;
+  std::vector<int32_t>& c = ws->c;
   for (int64_t rc = r0; rc < r1; rc += kMB) {
     const int rows = static_cast<int>(std::min<int64_t>(kMB, r1 - rc));
     const int panels = (rows + kMR - 1) / kMR;

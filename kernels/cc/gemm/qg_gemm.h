@@ -66,10 +66,16 @@ using RowFiller = std::function<void(int64_t r, int16_t* dst)>;
 using TileSink =
     std::function<void(int64_t r0, int rows, int n0, int n1, const int32_t* c, int ldc)>;
 
+// Buffers of one worker, reused across GemmRows calls.
+struct GemmWorkspace {
+  std::vector<int16_t> a;
+  std::vector<int32_t> c;
+};
+
 // C for rows [r0, r1) (any count) and columns [n0, n1) (n0 a multiple of kNR), in chunks of
 // kMB rows: fill packs them, the micro-kernel multiplies, sink gets each finished chunk.
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
-              const TileSink& sink, MicroKernel micro);
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).
