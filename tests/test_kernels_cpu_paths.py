@@ -34,7 +34,13 @@ def _worker(out_path):
     b = tf.constant(rng.integers(-127, 128, (999, 70), dtype=np.int8), tf.qint8)
     mm = qg.qg_quantized_mat_mul(a, b, np.ones(70, np.float32), np.zeros(70, np.float32), -1.0,
                                  254.0, 0.0, 1.0, [], [], [], out_type=tf.float32)[0]
-    np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy())
+    # weights whose pairs fit int16: the AVX2 path runs its byte kernel here
+    w7 = tf.constant(rng.integers(-64, 65, (3, 3, 37, 45), dtype=np.int8), tf.qint8)
+    acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
+                                  [], [], [], strides=[1, 1, 1, 1], padding="SAME",
+                                  out_type=tf.float32)[0]
+    np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy(),
+             acc7=acc7.numpy())
 
 
 def _run(path_name, tmp_path):
@@ -74,7 +80,7 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"PATH {name}" in proc.stdout
         got = np.load(out)
-        for key in ("acc", "q", "mm"):
+        for key in ("acc", "q", "mm", "acc7"):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
 
 

@@ -21,7 +21,7 @@ def _rand_range(rng):
     return lo, hi
 
 
-def _conv_case(rng, depthwise=False):
+def _conv_case(rng, depthwise=False, wmax=127):
     n = int(rng.integers(1, 3))
     h, w = (int(v) for v in rng.integers(1, 14, 2))
     c = int(rng.integers(1, 21))
@@ -29,7 +29,7 @@ def _conv_case(rng, depthwise=False):
     cout = int(rng.integers(1, 3)) if depthwise else int(rng.integers(1, 40))
     return dict(
         x=rng.integers(0, 256, (n, h, w, c), dtype=np.uint8),
-        w=rng.integers(-127, 128, (kh, kw, c, cout), dtype=np.int8),
+        w=rng.integers(-wmax, wmax + 1, (kh, kw, c, cout), dtype=np.int8),
         strides=tuple(int(v) for v in rng.integers(1, 4, 2)),
         dilations=tuple(int(v) for v in rng.integers(1, 3, 2)),
         padding=str(rng.choice(["SAME", "VALID"])),
@@ -49,9 +49,12 @@ def _exact_acc(qg, fn, case, zp):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_conv2d_accumulators_exact(qg, seed):
+@pytest.mark.parametrize("wmax", [127, 64])
+def test_conv2d_accumulators_exact(qg, seed, wmax):
+    """wmax 64: every weight pair fits the AVX2 byte kernel (|w0| + |w1| <= 128), which then
+    runs instead of the int16 one; both must be exact."""
     rng = np.random.default_rng(seed)
-    case = _conv_case(rng)
+    case = _conv_case(rng, wmax=wmax)
     zp = int(rng.integers(0, 256))
     got = _exact_acc(qg, qg.qg_quantized_conv2d, case, zp)
     want = R.conv2d_acc(case["x"], zp, case["w"], case["strides"], case["padding"],
@@ -86,7 +89,7 @@ def test_depthwise_accumulators_exact(qg, seed):
 @pytest.mark.parametrize("activation", ["none", "relu", "relu6"])
 def test_conv2d_fused_quint8_exact(qg, seed, activation):
     rng = np.random.default_rng(200 + seed)
-    case = _conv_case(rng)
+    case = _conv_case(rng, wmax=64 if seed >= 6 else 127)
     cout = case["w"].shape[3]
     fs = rng.uniform(0.0005, 0.02, cout).astype(np.float32)
     bias = rng.normal(0, 1, cout).astype(np.float32)
@@ -152,6 +155,8 @@ def test_matmul(qg, m, k, n):
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.integers(0, 256, (m, k), dtype=np.uint8)
     b = rng.integers(-127, 128, (k, n), dtype=np.int8)
+    if m == 30:  # the AVX2 byte kernel (weight pairs fit int16)
+        b = (b // 2).astype(np.int8)
     acc = qg.qg_quantized_mat_mul(u8(a), s8(b), np.ones(n, np.float32), np.zeros(n, np.float32),
                                   -3.0, 252.0, 0.0, 1.0, [], [], [], out_type=tf.float32)[0]
     np.testing.assert_array_equal(acc.numpy(), R.matmul_acc(a, 3, b).astype(np.float32))

@@ -46,8 +46,8 @@ class PackedWeightCache {
 
 // Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
 // ranges when there are few rows, e.g. a matmul with M = 1).
-void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, const RowFiller& fill,
-                  const TileSink& sink) {
+void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
+                  const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int threads = workers->NumThreads();
   const int64_t row_chunks = (rows + kMB - 1) / kMB;
@@ -59,6 +59,7 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, const Ro
   const int64_t units = row_chunks * col_splits;
   const int64_t cost = static_cast<int64_t>(kMB) * b.Kp * panels_per_split * kNR / 4;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
+  const bool u8 = UseU8(b);
   ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
     GemmWorkspace ws;
     for (int64_t u = start; u < limit; ++u) {
@@ -66,7 +67,12 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, const Ro
       const int cs = static_cast<int>(u % col_splits);
       const int n0 = cs * panels_per_split * kNR;
       const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
-      GemmRows(b, rc * kMB, std::min(rows, (rc + 1) * kMB), n0, n1, fill, sink, micro, &ws);
+      const int64_t r1 = std::min(rows, (rc + 1) * kMB);
+      if (u8) {
+        GemmRowsU8(b, zero_point, rc * kMB, r1, n0, n1, fill8, sink, &ws);
+      } else {
+        GemmRows(b, rc * kMB, r1, n0, n1, fill, sink, micro, &ws);
+      }
     }
   });
 }
@@ -226,51 +232,70 @@ class QgQuantizedConv2DOp : public FusedBase {
                              static_cast<int>(cout));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
+    const bool u8 = UseU8(*packed);
     RowFiller fill;
+    RowFillerU8 fill8;
     std::vector<int16_t> padded;
+    std::vector<uint8_t> padded8;
     if (g.kh == 1 && g.kw == 1) {
       // 1x1 (any stride, never padded): a row of A is one input pixel.
-      fill = [&](int64_t r, int16_t* dst) {
+      auto pixel = [&g, x](int64_t r) {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-        WidenU8(x + ((b * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c, static_cast<int>(g.c), zp,
-                dst);
+        return x + ((b * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c;
       };
+      fill = [&, pixel](int64_t r, int16_t* dst) {
+        WidenU8(pixel(r), static_cast<int>(g.c), zp, dst);
+      };
+      fill8 = [&, pixel](int64_t r, uint8_t* dst) { std::memcpy(dst, pixel(r), g.c); };
     } else {
-      // The input once as int16 (x - zero_point) with the zero padding around it (padding is
-      // real 0), so a row of A is kh (or kh * kw, when dilated) plain copies.
+      // The input once more with the padding around it (real 0: zero_point as u8, 0 as the
+      // int16 x - zero_point), so a row of A is kh (or kh * kw, when dilated) plain copies.
       const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
       const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
-      padded.assign(g.n * hp * wp * g.c, 0);
+      if (u8) {
+        padded8.assign(g.n * hp * wp * g.c, static_cast<uint8_t>(zp));
+      } else {
+        padded.assign(g.n * hp * wp * g.c, 0);
+      }
       auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
       ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
                           [&](int64_t s, int64_t e) {
                             for (int64_t row = s; row < e; ++row) {
                               const int64_t b = row / g.h, y = row % g.h;
-                              WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
-                                      padded.data() + ((b * hp + y + g.ph) * wp + g.pw) * g.c);
+                              const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
+                              if (u8) {
+                                std::memcpy(padded8.data() + at, x + row * g.w * g.c,
+                                            g.w * g.c);
+                              } else {
+                                WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
+                                        padded.data() + at);
+                              }
                             }
                           });
       const int64_t c = g.c, span = g.kw * c;
-      fill = [&, hp, wp, c, span](int64_t r, int16_t* dst) {
+      auto copy_window = [&g, hp, wp, c, span](const auto* image, int64_t r, auto* dst) {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-        const int16_t* base = padded.data() + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
+        const auto* base = image + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
+        const size_t elem = sizeof(*dst);
         for (int64_t i = 0; i < g.kh; ++i) {
-          const int16_t* src = base + i * g.dh * wp * c;
+          const auto* src = base + i * g.dh * wp * c;
           if (g.dw == 1) {
-            std::memcpy(dst + i * span, src, sizeof(int16_t) * span);
+            std::memcpy(dst + i * span, src, elem * span);
           } else {
             for (int64_t j = 0; j < g.kw; ++j)
-              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, sizeof(int16_t) * c);
+              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, elem * c);
           }
         }
       };
+      fill = [&, copy_window](int64_t r, int16_t* dst) { copy_window(padded.data(), r, dst); };
+      fill8 = [&, copy_window](int64_t r, uint8_t* dst) { copy_window(padded8.data(), r, dst); };
     }
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * cout, out);
     };
-    ParallelGemm(ctx, *packed, rows, fill, sink);
+    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink);
   }
 
  private:
@@ -312,10 +337,11 @@ class QgQuantizedMatMulOp : public FusedBase {
     const uint8_t* x = reinterpret_cast<const uint8_t*>(a.tensor_data().data());
     const int zp = args.in.zero_point;
     RowFiller fill = [&](int64_t r, int16_t* dst) { WidenU8(x + r * K, K, zp, dst); };
+    RowFillerU8 fill8 = [&](int64_t r, uint8_t* dst) { std::memcpy(dst, x + r * K, K); };
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
     };
-    ParallelGemm(ctx, *packed, M, fill, sink);
+    ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink);
   }
 };
 

@@ -50,11 +50,32 @@ void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t*
 
 // Weights packed for the micro-kernels: panels of kNR columns, each [Kp/2][kNR][2] int16,
 // zero-padded to Kp (K rounded up to even) and Np (N rounded up to kNR).
+//
+// Where every pair of weights the AVX2 byte kernel adds in int16 (k = 2m, 2m + 1 of one column)
+// has |w[2m]| + |w[2m+1]| <= 128, 255 * 128 fits int16, so vpmaddubsw cannot saturate and the
+// faster u8 kernel is exact too: the weights are also packed as bytes, panels [Kq/4][kNR][4]
+// (Kq = K rounded up to 4), with the column sums that take the zero point out afterwards.
 struct PackedB {
   int K = 0, N = 0, Kp = 0, Np = 0;
   std::vector<int16_t> data;
   const int16_t* panel(int p) const { return data.data() + static_cast<size_t>(p) * Kp * kNR; }
+
+  bool pairs_fit = false;
+  int Kq = 0;
+  std::vector<int8_t> data8;
+  std::vector<int32_t> colsum;
+  const int8_t* panel8(int p) const { return data8.data() + static_cast<size_t>(p) * Kq * kNR; }
 };
+
+// C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
+// groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit.
+using MicroKernelU8 = void (*)(const uint8_t* a, int lda, const int8_t* b, int kquads,
+                               int32_t* c, int ldc, bool accumulate);
+void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b, int kquads, int32_t* c, int ldc,
+                 bool accumulate);
+
+// The u8 kernel runs where the weights allow it and the AVX2 path is selected.
+bool UseU8(const PackedB& b);
 
 // b[k * ldb + n], k < K, n < N.
 void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out);
@@ -69,6 +90,7 @@ using TileSink =
 // Buffers of one worker, reused across GemmRows calls.
 struct GemmWorkspace {
   std::vector<int16_t> a;
+  std::vector<uint8_t> a8;
   std::vector<int32_t> c;
 };
 
@@ -76,6 +98,12 @@ struct GemmWorkspace {
 // kMB rows: fill packs them, the micro-kernel multiplies, sink gets each finished chunk.
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
               const TileSink& sink, MicroKernel micro, GemmWorkspace* ws);
+
+// The same with raw u8 activation rows (fill writes K bytes: the activations, zero_point
+// where the window is padding); the zero point is taken out with the column sums.
+using RowFillerU8 = std::function<void(int64_t r, uint8_t* dst)>;
+void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).
