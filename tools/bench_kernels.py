@@ -31,7 +31,7 @@ SHAPES = [
 ]
 
 
-def build(qg, shape, kh, kw, cout, stride, padding):
+def build(qg, shape, kh, kw, cout, stride, padding, weight_max=127):
     rng = np.random.default_rng(0)
     cin = shape[3]
     g_f, g_q = tf.Graph(), tf.Graph()
@@ -43,7 +43,8 @@ def build(qg, shape, kh, kw, cout, stride, padding):
         y_f = tf.reduce_sum(y_f)
     with g_q.as_default():
         x = tf.constant(rng.integers(0, 256, shape, dtype=np.uint8), tf.quint8)
-        w = tf.constant(rng.integers(-127, 128, (kh, kw, cin, cout), dtype=np.int8), tf.qint8)
+        w = tf.constant(rng.integers(-weight_max, weight_max + 1, (kh, kw, cin, cout),
+                                     dtype=np.int8), tf.qint8)
         y_q = qg.qg_quantized_conv2d(x, w, np.full(cout, 1e-3, np.float32),
                                      np.zeros(cout, np.float32), 0.0, 1.0, 0.0, 6.0, [], [], [],
                                      strides=[1, stride, stride, 1], padding=padding,
@@ -66,16 +67,21 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--weight_max", type=int, default=127,
+                   help="int8 weights in [-w, w]; 64 lets the AVX2 byte kernel run (weight "
+                        "pairs fit int16), 127 uses the int16 kernel")
     args = p.parse_args()
     qg = kernels.load()
     print(f"Qg CPU path: {qg.qg_cpu_path().numpy().decode()}, {args.threads} threads, "
-          f"median of {args.runs} interleaved runs")
+          f"median of {args.runs} interleaved runs, weights in [-{args.weight_max}, "
+          f"{args.weight_max}]")
     # CPU time (all threads) is shown too: on a shared machine wall time mostly measures the
     # neighbours, CPU time the work.
     print("| shape | float ms | Qg int8 ms | float / int8 | float CPU ms | int8 CPU ms | ratio |")
     print("|---|---|---|---|---|---|---|")
     for name, shape, kh, kw, cout, stride, padding in SHAPES:
-        (gf, yf), (gq, yq) = build(qg, shape, kh, kw, cout, stride, padding)
+        (gf, yf), (gq, yq) = build(qg, shape, kh, kw, cout, stride, padding,
+                                     args.weight_max)
         with session(gf, args.threads) as sf, session(gq, args.threads) as sq:
             for _ in range(3):
                 sf.run(yf)
