@@ -50,14 +50,19 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
                   const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int threads = workers->NumThreads();
-  const int64_t row_chunks = (rows + kMB - 1) / kMB;
+  // Rows per chunk: up to kMB (the packed rows stay in L2, each K block of them streams past
+  // an L1-resident weight panel), fewer when there are few rows so every thread gets work.
+  const int64_t per_thread = (rows + threads - 1) / threads;
+  const int mb = static_cast<int>(
+      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_thread + kMR - 1) / kMR * kMR)));
+  const int64_t row_chunks = (rows + mb - 1) / mb;
   const int panels = b.Np / kNR;
   int col_splits = 1;
   if (row_chunks < 2 * threads) col_splits = std::min<int64_t>(panels, 2 * threads);
   const int panels_per_split = (panels + col_splits - 1) / col_splits;
   col_splits = (panels + panels_per_split - 1) / panels_per_split;
   const int64_t units = row_chunks * col_splits;
-  const int64_t cost = static_cast<int64_t>(kMB) * b.Kp * panels_per_split * kNR / 4;
+  const int64_t cost = static_cast<int64_t>(mb) * b.Kp * panels_per_split * kNR / 4;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
   const bool u8 = UseU8(b);
   ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
@@ -67,11 +72,11 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
       const int cs = static_cast<int>(u % col_splits);
       const int n0 = cs * panels_per_split * kNR;
       const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
-      const int64_t r1 = std::min(rows, (rc + 1) * kMB);
+      const int64_t r1 = std::min(rows, (rc + 1) * mb);
       if (u8) {
-        GemmRowsU8(b, zero_point, rc * kMB, r1, n0, n1, fill8, sink, &ws);
+        GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb);
       } else {
-        GemmRows(b, rc * kMB, r1, n0, n1, fill, sink, micro, &ws);
+        GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
       }
     }
   });

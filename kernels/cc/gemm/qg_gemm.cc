@@ -160,15 +160,15 @@ static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
 }
 
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
-                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws) {
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(kMB) * Kq) ws->a8.resize(static_cast<size_t>(kMB) * Kq);
   if (ws->c.size() < static_cast<size_t>(kMB) * ldc) ws->c.resize(static_cast<size_t>(kMB) * ldc);
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
-  for (int64_t rc = r0; rc < r1; rc += kMB) {
-    const int rows = static_cast<int>(std::min<int64_t>(kMB, r1 - rc));
+  for (int64_t rc = r0; rc < r1; rc += mb) {
+    const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int panels = (rows + kMR - 1) / kMR;
     for (int i = 0; i < panels * kMR; ++i) {
       uint8_t* dst = a + static_cast<size_t>(i) * Kq;
@@ -202,15 +202,15 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
 }
 
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
-              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws) {
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb) {
   const int Kp = b.Kp;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a.size() < static_cast<size_t>(kMB) * Kp) ws->a.resize(static_cast<size_t>(kMB) * Kp);
   if (ws->c.size() < static_cast<size_t>(kMB) * ldc) ws->c.resize(static_cast<size_t>(kMB) * ldc);
   std::vector<int16_t>& a = ws->a;
   std::vector<int32_t>& c = ws->c;
-  for (int64_t rc = r0; rc < r1; rc += kMB) {
-    const int rows = static_cast<int>(std::min<int64_t>(kMB, r1 - rc));
+  for (int64_t rc = r0; rc < r1; rc += mb) {
+    const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int panels = (rows + kMR - 1) / kMR;
     for (int i = 0; i < panels * kMR; ++i) {
       int16_t* dst = a.data() + static_cast<size_t>(i) * Kp;

@@ -23,7 +23,7 @@ namespace qg {
 
 constexpr int kMR = 6;    // rows per micro-kernel call
 constexpr int kNR = 16;   // columns per micro-kernel call (one packed B panel)
-constexpr int kMB = 24;   // rows packed together (kMB / kMR micro-panels)
+constexpr int kMB = 96;   // at most this many rows packed together (a multiple of kMR)
 constexpr int kKC = 256;  // K block kept in L1 (even)
 
 enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2 };
@@ -95,15 +95,16 @@ struct GemmWorkspace {
 };
 
 // C for rows [r0, r1) (any count) and columns [n0, n1) (n0 a multiple of kNR), in chunks of
-// kMB rows: fill packs them, the micro-kernel multiplies, sink gets each finished chunk.
+// mb rows (a multiple of kMR, <= kMB): fill packs them, the micro-kernel multiplies, sink gets
+// each finished chunk.
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
-              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws);
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb);
 
 // The same with raw u8 activation rows (fill writes K bytes: the activations, zero_point
 // where the window is padding); the zero point is taken out with the column sums.
 using RowFillerU8 = std::function<void(int64_t r, uint8_t* dst)>;
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
-                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws);
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).
