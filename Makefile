@@ -7,7 +7,7 @@ PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup kernels demo test bench clean distclean
+.PHONY: setup kernels gemm-check demo test bench clean distclean
 
 setup: $(STAMP)
 
@@ -25,6 +25,14 @@ $(STAMP): requirements.txt setup.py | $(VENV_PYTHON)
 # rebuilds only what changed in kernels/cc (objects in build/qg_cpu).
 kernels: $(STAMP)
 	$(VENV_PYTHON) kernels/build_cpu.py
+
+# TF-free check of the int8 GEMM core: every micro-kernel this CPU runs vs a scalar reference.
+gemm-check:
+	mkdir -p build
+	g++ -std=c++17 -O3 -ffp-contract=off -Ikernels/cc/gemm kernels/cc/gemm/gemm_check.cc \
+	  kernels/cc/gemm/qg_gemm.cc kernels/cc/gemm/qg_gemm_avx2.cc kernels/cc/gemm/qg_gemm_vnni.cc \
+	  -o build/gemm_check
+	./build/gemm_check
 
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/demo.py
