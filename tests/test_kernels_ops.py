@@ -230,6 +230,16 @@ def test_empty_tensors_give_empty_outputs(qg):
     assert out.shape == (0, 2, 2, 3)
 
 
+def test_conv_without_input_channels_is_bias_only(qg):
+    x = np.zeros((1, 3, 3, 0), np.uint8)
+    w = np.ones((1, 1, 0, 2), np.int8)
+    out = qg.qg_quantized_conv2d(u8(x), s8(w), np.ones(2, np.float32),
+                                 np.array([0.5, -0.25], np.float32), -1.0, 1.0, -1.0, 1.0,
+                                 [], [], [], strides=[1, 1, 1, 1], padding="SAME",
+                                 out_type=tf.float32)[0]
+    np.testing.assert_array_equal(out.numpy(), np.broadcast_to([0.5, -0.25], (1, 3, 3, 2)))
+
+
 def test_graph_mode_shapes_and_import(qg):
     """Shape functions give static shapes; the op runs from an imported GraphDef."""
     g = tf.Graph()

@@ -229,9 +229,16 @@ class QgQuantizedConv2DOp : public FusedBase {
     const int64_t rows = g.n * g.oh * g.ow;
     if (rows == 0 || cout == 0) return;
     const int64_t K64 = g.kh * g.kw * g.c;
-    OP_REQUIRES(ctx, K64 > 0 && K64 < (1 << 30),
+    OP_REQUIRES(ctx, K64 < (1 << 30),
                 errors::InvalidArgument(type_string(), ": filter has ", K64,
-                                        " taps x channels; must be between 1 and 2^30"));
+                                        " taps x channels; must be below 2^30"));
+    if (K64 == 0) {  // no input channels: every accumulator is 0
+      std::vector<int32_t> zeros(cout, 0);
+      void* out = OutData(args);
+      for (int64_t r = 0; r < rows; ++r)
+        args.epi.Row(zeros.data(), 0, static_cast<int>(cout), r * cout, out);
+      return;
+    }
     const int K = static_cast<int>(K64);
     auto packed = cache_.Get(reinterpret_cast<const int8_t*>(f.tensor_data().data()), K,
                              static_cast<int>(cout));

@@ -163,8 +163,8 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
-  if (ws->a8.size() < static_cast<size_t>(kMB) * Kq) ws->a8.resize(static_cast<size_t>(kMB) * Kq);
-  if (ws->c.size() < static_cast<size_t>(kMB) * ldc) ws->c.resize(static_cast<size_t>(kMB) * ldc);
+  if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
+  if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
   for (int64_t rc = r0; rc < r1; rc += mb) {
@@ -205,8 +205,8 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
               const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb) {
   const int Kp = b.Kp;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
-  if (ws->a.size() < static_cast<size_t>(kMB) * Kp) ws->a.resize(static_cast<size_t>(kMB) * Kp);
-  if (ws->c.size() < static_cast<size_t>(kMB) * ldc) ws->c.resize(static_cast<size_t>(kMB) * ldc);
+  if (ws->a.size() < static_cast<size_t>(mb) * Kp) ws->a.resize(static_cast<size_t>(mb) * Kp);
+  if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
   std::vector<int16_t>& a = ws->a;
   std::vector<int32_t>& c = ws->c;
   for (int64_t rc = r0; rc < r1; rc += mb) {
