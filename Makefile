@@ -7,7 +7,7 @@ PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean distclean
+.PHONY: setup kernels gemm-check demo test bench clean distclean
 
 setup: $(STAMP)
 
@@ -21,6 +21,19 @@ $(STAMP): requirements.txt setup.py | $(VENV_PYTHON)
 	$(PIP) install --no-deps -e .
 	touch $@
 
+# The Qg op library (quantize_graph/kernels/_qg_ops.so): `pip install -e .` builds it too; this
+# rebuilds only what changed in kernels/cc (objects in build/qg_cpu).
+kernels: $(STAMP)
+	$(VENV_PYTHON) kernels/build_cpu.py
+
+# TF-free check of the int8 GEMM core: every micro-kernel this CPU runs vs a scalar reference.
+gemm-check:
+	mkdir -p build
+	g++ -std=c++17 -O3 -ffp-contract=off -Ikernels/cc/gemm kernels/cc/gemm/gemm_check.cc \
+	  kernels/cc/gemm/qg_gemm.cc kernels/cc/gemm/qg_gemm_avx2.cc kernels/cc/gemm/qg_gemm_vnni.cc \
+	  -o build/gemm_check
+	./build/gemm_check
+
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/demo.py
 
@@ -28,7 +41,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PYTHON) tools/bench.py
 
-test: $(STAMP)
+test: $(STAMP) kernels
 	$(VENV_PYTHON) -m pytest -q tests $(PYTEST_ARGS)
 
 clean:
@@ -36,7 +49,7 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info quantize_graph/kernels/_qg_ops.so
 
 # CUDA: `make cuda` (GPU library variant) and `make gpu-test` (standalone GPU checks).
 include kernels/cuda/cuda.mk

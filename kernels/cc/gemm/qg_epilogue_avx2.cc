@@ -1,0 +1,67 @@
+// AVX2 epilogue row and activation widening (function target attributes; selected at run
+// time). Same float32 operations in the same order as the portable row: cvtps_epi32 rounds
+// half to even under the default rounding mode, max/min clamp (NaN -> lo as in the portable
+// row), separate mul and add (no FMA).
+#include <immintrin.h>
+
+#include "qg_epilogue.h"
+
+namespace qg {
+
+#define QG_AVX2 __attribute__((target("avx2")))
+
+QG_AVX2 static inline __m256 SummandTerm(const uint8_t* s, __m256i zp, __m256 mult) {
+  const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), mult);
+}
+
+QG_AVX2 void Epilogue::RowAvx2(const int32_t* acc, int n0, int n1, int64_t index,
+                               void* output) const {
+  int c = n0;
+  const __m256i zps = _mm256_set1_epi32(zp_s);
+  const __m256 smult = _mm256_set1_ps(s_mult);
+  if (float_out) {
+    float* y = static_cast<float*>(output) + index;
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    for (; c + 8 <= n1; c += 8) {
+      const __m256 a = _mm256_cvtepi32_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0))));
+      __m256 v = _mm256_mul_ps(a, _mm256_loadu_ps(sf.data() + c));
+      v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+      if (summand != nullptr) v = _mm256_add_ps(v, SummandTerm(summand + index + c, zps, smult));
+      if (act != Activation::kNone) v = _mm256_max_ps(v, zero);
+      if (act == Activation::kRelu6) v = _mm256_min_ps(v, six);
+      _mm256_storeu_ps(y + c, v);
+    }
+  } else {
+    uint8_t* q = static_cast<uint8_t*>(output) + index;
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (; c + 8 <= n1; c += 8) {
+      const __m256 a = _mm256_cvtepi32_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0))));
+      __m256 v = _mm256_mul_ps(a, _mm256_loadu_ps(m.data() + c));
+      v = _mm256_add_ps(v, _mm256_loadu_ps(b.data() + c));
+      if (summand != nullptr) v = _mm256_add_ps(v, SummandTerm(summand + index + c, zps, smult));
+      v = _mm256_max_ps(v, vlo);  // maxps(NaN, lo) = lo
+      v = _mm256_min_ps(v, vhi);
+      const __m256i i = _mm256_cvtps_epi32(v);
+      const __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(i),
+                                           _mm256_extracti128_si256(i, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + c), _mm_packus_epi16(p16, p16));
+    }
+  }
+  if (c < n1) RowPortable(acc + (c - n0), c, n1, index, output);
+}
+
+QG_AVX2 void WidenU8Avx2(const uint8_t* src, int n, int zp, int16_t* dst) {
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i x =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_sub_epi16(x, z));
+  }
+  for (; i < n; ++i) dst[i] = static_cast<int16_t>(static_cast<int>(src[i]) - zp);
+}
+
+}  // namespace qg

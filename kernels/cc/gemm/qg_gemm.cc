@@ -1,0 +1,238 @@
+// Path selection, weight packing, the portable micro-kernel and the blocked GEMM driver.
+#include "qg_gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace qg {
+namespace {
+
+struct PathChoice {
+  CpuPath path = CpuPath::kPortable;
+  std::string error;
+};
+
+PathChoice Choose() {
+  PathChoice choice;
+  CpuPath best = CpuSupports(CpuPath::kVnni)   ? CpuPath::kVnni
+                 : CpuSupports(CpuPath::kAvx2) ? CpuPath::kAvx2
+                                               : CpuPath::kPortable;
+  choice.path = best;
+  const char* env = std::getenv("QG_CPU_PATH");
+  if (env == nullptr || env[0] == '\0') return choice;
+  std::string want(env);
+  CpuPath forced;
+  if (want == "vnni") {
+    forced = CpuPath::kVnni;
+  } else if (want == "avx2") {
+    forced = CpuPath::kAvx2;
+  } else if (want == "portable") {
+    forced = CpuPath::kPortable;
+  } else {
+    choice.error = "QG_CPU_PATH='" + want + "' is not one of vnni, avx2, portable";
+    return choice;
+  }
+  if (!CpuSupports(forced)) {
+    choice.error = "QG_CPU_PATH=" + want + " but this CPU lacks " +
+                   (forced == CpuPath::kVnni ? "AVX-512 VNNI (avx512f, avx512bw, avx512vnni)"
+                                             : "AVX2") +
+                   "; unset it or use QG_CPU_PATH=avx2 or portable";
+    return choice;
+  }
+  choice.path = forced;
+  return choice;
+}
+
+const PathChoice& Chosen() {
+  static const PathChoice choice = Choose();
+  return choice;
+}
+
+}  // namespace
+
+bool CpuSupports(CpuPath path) {
+  __builtin_cpu_init();
+  switch (path) {
+    case CpuPath::kPortable:
+      return true;
+    case CpuPath::kAvx2:
+      return __builtin_cpu_supports("avx2");
+    case CpuPath::kVnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+CpuPath SelectedPath() { return Chosen().path; }
+const std::string& PathError() { return Chosen().error; }
+
+const char* PathName(CpuPath path) {
+  switch (path) {
+    case CpuPath::kVnni:
+      return "vnni";
+    case CpuPath::kAvx2:
+      return "avx2";
+    case CpuPath::kPortable:
+      return "portable";
+  }
+  return "?";
+}
+
+MicroKernel MicroKernelFor(CpuPath path) {
+  switch (path) {
+    case CpuPath::kVnni:
+      return MicroVnni;
+    case CpuPath::kAvx2:
+      return MicroAvx2;
+    case CpuPath::kPortable:
+      break;
+  }
+  return MicroPortable;
+}
+
+void MicroPortable(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t* c,
+                   int ldc, bool accumulate) {
+  int32_t acc[kMR][kNR];
+  for (int r = 0; r < kMR; ++r)
+    for (int n = 0; n < kNR; ++n) acc[r][n] = accumulate ? c[r * ldc + n] : 0;
+  for (int k = 0; k < kpairs; ++k) {
+    const int16_t* bk = b + 2 * kNR * k;
+    for (int r = 0; r < kMR; ++r) {
+      const int32_t a0 = a[r * lda + 2 * k], a1 = a[r * lda + 2 * k + 1];
+      for (int n = 0; n < kNR; ++n) acc[r][n] += a0 * bk[2 * n] + a1 * bk[2 * n + 1];
+    }
+  }
+  for (int r = 0; r < kMR; ++r)
+    for (int n = 0; n < kNR; ++n) c[r * ldc + n] = acc[r][n];
+}
+
+static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out);
+
+void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+  out->K = K;
+  out->N = N;
+  out->Kp = (K + 1) & ~1;
+  out->Np = (N + kNR - 1) / kNR * kNR;
+  out->data.assign(static_cast<size_t>(out->Kp) * out->Np, 0);
+  for (int p = 0; p < out->Np / kNR; ++p) {
+    int16_t* panel = out->data.data() + static_cast<size_t>(p) * out->Kp * kNR;
+    const int ncols = std::min(kNR, N - p * kNR);
+    for (int k = 0; k < K; ++k) {
+      const int8_t* row = b + static_cast<size_t>(k) * ldb + p * kNR;
+      int16_t* dst = panel + (k / 2) * 2 * kNR + (k & 1);
+      for (int n = 0; n < ncols; ++n) dst[2 * n] = row[n];
+    }
+  }
+  out->pairs_fit = false;
+  out->data8.clear();
+  out->colsum.clear();
+  if (SelectedPath() == CpuPath::kAvx2) PackB8(b, K, N, ldb, out);
+}
+
+bool UseU8(const PackedB& b) { return b.pairs_fit && SelectedPath() == CpuPath::kAvx2; }
+
+static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+  for (int k = 0; k < K; k += 2) {
+    for (int n = 0; n < N; ++n) {
+      const int w0 = b[static_cast<size_t>(k) * ldb + n];
+      const int w1 = k + 1 < K ? b[static_cast<size_t>(k + 1) * ldb + n] : 0;
+      if (std::abs(w0) + std::abs(w1) > 128) return;  // pairs_fit stays false
+    }
+  }
+  out->pairs_fit = true;
+  out->Kq = (K + 3) & ~3;
+  out->data8.assign(static_cast<size_t>(out->Kq) * out->Np, 0);
+  out->colsum.assign(out->Np, 0);
+  for (int p = 0; p < out->Np / kNR; ++p) {
+    int8_t* panel = out->data8.data() + static_cast<size_t>(p) * out->Kq * kNR;
+    const int ncols = std::min(kNR, N - p * kNR);
+    for (int k = 0; k < K; ++k) {
+      const int8_t* row = b + static_cast<size_t>(k) * ldb + p * kNR;
+      int8_t* dst = panel + (k / 4) * 4 * kNR + (k & 3);
+      for (int n = 0; n < ncols; ++n) {
+        dst[4 * n] = row[n];
+        out->colsum[p * kNR + n] += row[n];
+      }
+    }
+  }
+}
+
+void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb) {
+  const int Kq = b.Kq;
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
+  if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
+  uint8_t* a = ws->a8.data();
+  int32_t* c = ws->c.data();
+  for (int64_t rc = r0; rc < r1; rc += mb) {
+    const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
+    const int panels = (rows + kMR - 1) / kMR;
+    for (int i = 0; i < panels * kMR; ++i) {
+      uint8_t* dst = a + static_cast<size_t>(i) * Kq;
+      if (i < rows) {
+        fill(rc + i, dst);
+        for (int k = b.K; k < Kq; ++k) dst[k] = 0;  // the weights there are 0
+      } else {
+        std::memset(dst, 0, Kq);
+      }
+    }
+    for (int kb = 0; kb < Kq; kb += kKC) {
+      const int kquads = std::min(kKC, Kq - kb) / 4;
+      for (int n = n0; n < n1; n += kNR) {
+        const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
+        for (int p = 0; p < panels; ++p) {
+          MicroAvx2U8(a + static_cast<size_t>(p) * kMR * Kq + kb, Kq, bp, kquads,
+                      c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0);
+        }
+      }
+    }
+    // sum (a - zp) w = sum a w - zp * colsum; wrapping arithmetic, the true result fits int32.
+    for (int i = 0; i < rows; ++i) {
+      int32_t* ci = c + static_cast<size_t>(i) * ldc;
+      for (int n = n0; n < n1; ++n) {
+        const uint32_t corr = static_cast<uint32_t>(static_cast<int64_t>(zero_point) * b.colsum[n]);
+        ci[n - n0] = static_cast<int32_t>(static_cast<uint32_t>(ci[n - n0]) - corr);
+      }
+    }
+    sink(rc, rows, n0, n1, c, ldc);
+  }
+}
+
+void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb) {
+  const int Kp = b.Kp;
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  if (ws->a.size() < static_cast<size_t>(mb) * Kp) ws->a.resize(static_cast<size_t>(mb) * Kp);
+  if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
+  std::vector<int16_t>& a = ws->a;
+  std::vector<int32_t>& c = ws->c;
+  for (int64_t rc = r0; rc < r1; rc += mb) {
+    const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
+    const int panels = (rows + kMR - 1) / kMR;
+    for (int i = 0; i < panels * kMR; ++i) {
+      int16_t* dst = a.data() + static_cast<size_t>(i) * Kp;
+      if (i < rows) {
+        fill(rc + i, dst);
+        if (b.K != Kp) dst[b.K] = 0;
+      } else {
+        std::memset(dst, 0, sizeof(int16_t) * Kp);
+      }
+    }
+    for (int kb = 0; kb < Kp; kb += kKC) {
+      const int kpairs = std::min(kKC, Kp - kb) / 2;
+      for (int n = n0; n < n1; n += kNR) {
+        const int16_t* bp = b.panel(n / kNR) + static_cast<size_t>(kb) * kNR;
+        for (int p = 0; p < panels; ++p) {
+          micro(a.data() + static_cast<size_t>(p) * kMR * Kp + kb, Kp, bp, kpairs,
+                c.data() + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0);
+        }
+      }
+    }
+    sink(rc, rows, n0, n1, c.data(), ldc);
+  }
+}
+
+}  // namespace qg

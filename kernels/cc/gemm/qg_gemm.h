@@ -1,0 +1,118 @@
+// The int8 GEMM core of the Qg op library: TF-free, so it can be built and tested alone.
+//
+// C[r, n] = sum_k A[r, k] * B[k, n] in int32, where A holds activations minus their zero point
+// (int16 in [-255, 255]) and B qint8 weights (widened to int16). Every product and every sum of
+// two products fits int32, so the result is exact; see kernels/OPS.md ("Accumulator").
+//
+// Three micro-kernels share one packed layout and are picked at run time:
+//   vnni     AVX-512 VNNI vpdpwssd (int16 pairs, multiply-add-accumulate in one instruction)
+//   avx2     vpmaddwd + vpaddd (int16 pairs; never vpmaddubsw, whose int16 saturation breaks
+//            exactness with 8-bit weights)
+//   portable plain C++
+// QG_CPU_PATH=vnni|avx2|portable forces one; forcing one this CPU lacks is an error reported by
+// PathError() (the ops refuse to run), never an illegal instruction.
+#ifndef QG_KERNELS_CC_GEMM_QG_GEMM_H_
+#define QG_KERNELS_CC_GEMM_QG_GEMM_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace qg {
+
+constexpr int kMR = 6;    // rows per micro-kernel call
+constexpr int kNR = 16;   // columns per micro-kernel call (one packed B panel)
+constexpr int kMB = 96;   // at most this many rows packed together (a multiple of kMR)
+constexpr int kKC = 256;  // K block kept in L1 (even)
+
+enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2 };
+
+// The path every kernel uses (chosen once, at library load).
+CpuPath SelectedPath();
+const char* PathName(CpuPath path);
+// Non-empty when QG_CPU_PATH is invalid or names a path this CPU cannot run.
+const std::string& PathError();
+bool CpuSupports(CpuPath path);
+
+// acc (or +=) C[kMR][kNR] (row stride ldc) = A[kMR rows, stride lda int16] . B panel,
+// over kpairs pairs of k. B panel layout: [kpairs][kNR][2] int16.
+using MicroKernel = void (*)(const int16_t* a, int lda, const int16_t* b, int kpairs,
+                             int32_t* c, int ldc, bool accumulate);
+MicroKernel MicroKernelFor(CpuPath path);
+
+void MicroPortable(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t* c,
+                   int ldc, bool accumulate);
+void MicroAvx2(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t* c, int ldc,
+               bool accumulate);
+void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t* c, int ldc,
+               bool accumulate);
+
+// Weights packed for the micro-kernels: panels of kNR columns, each [Kp/2][kNR][2] int16,
+// zero-padded to Kp (K rounded up to even) and Np (N rounded up to kNR).
+//
+// Where every pair of weights the AVX2 byte kernel adds in int16 (k = 2m, 2m + 1 of one column)
+// has |w[2m]| + |w[2m+1]| <= 128, 255 * 128 fits int16, so vpmaddubsw cannot saturate and the
+// faster u8 kernel is exact too: the weights are also packed as bytes, panels [Kq/4][kNR][4]
+// (Kq = K rounded up to 4), with the column sums that take the zero point out afterwards.
+struct PackedB {
+  int K = 0, N = 0, Kp = 0, Np = 0;
+  std::vector<int16_t> data;
+  const int16_t* panel(int p) const { return data.data() + static_cast<size_t>(p) * Kp * kNR; }
+
+  bool pairs_fit = false;
+  int Kq = 0;
+  std::vector<int8_t> data8;
+  std::vector<int32_t> colsum;
+  const int8_t* panel8(int p) const { return data8.data() + static_cast<size_t>(p) * Kq * kNR; }
+};
+
+// C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
+// groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit.
+using MicroKernelU8 = void (*)(const uint8_t* a, int lda, const int8_t* b, int kquads,
+                               int32_t* c, int ldc, bool accumulate);
+void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b, int kquads, int32_t* c, int ldc,
+                 bool accumulate);
+
+// The u8 kernel runs where the weights allow it and the AVX2 path is selected.
+bool UseU8(const PackedB& b);
+
+// b[k * ldb + n], k < K, n < N.
+void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out);
+
+// Writes row r of A (K values, activation - zero point) into dst[0, K); dst has Kp entries and
+// the caller zeroes dst[K] when K is odd.
+using RowFiller = std::function<void(int64_t r, int16_t* dst)>;
+// Receives rows [r0, r0 + rows) x columns [n0, n1) of C; c[i * ldc + (n - n0)].
+using TileSink =
+    std::function<void(int64_t r0, int rows, int n0, int n1, const int32_t* c, int ldc)>;
+
+// Buffers of one worker, reused across GemmRows calls.
+struct GemmWorkspace {
+  std::vector<int16_t> a;
+  std::vector<uint8_t> a8;
+  std::vector<int32_t> c;
+};
+
+// C for rows [r0, r1) (any count) and columns [n0, n1) (n0 a multiple of kNR), in chunks of
+// mb rows (a multiple of kMR, <= kMB): fill packs them, the micro-kernel multiplies, sink gets
+// each finished chunk.
+void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
+              const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb);
+
+// The same with raw u8 activation rows (fill writes K bytes: the activations, zero_point
+// where the window is padding); the zero point is taken out with the column sums.
+using RowFillerU8 = std::function<void(int64_t r, uint8_t* dst)>;
+void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb);
+
+// Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
+// the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).
+inline float RoundHalfEven(float v) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  return (v + magic) - magic;
+}
+
+}  // namespace qg
+
+#endif  // QG_KERNELS_CC_GEMM_QG_GEMM_H_

@@ -1,0 +1,430 @@
+// CPU kernels of QgQuantizedConv2D, QgQuantizedMatMul (the int8 GEMM core, gemm/) and
+// QgQuantizedDepthwiseConv2D (direct loops), each with the fused epilogue of kernels/OPS.md.
+#include <cstring>
+#include <mutex>
+
+#include "qg_common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/types.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace qg {
+namespace {
+
+using ::tensorflow::DT_FLOAT;
+using ::tensorflow::DT_QUINT8;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace errors = ::tensorflow::errors;
+
+// Packed weights, reused while the weight bytes are unchanged (weights are graph constants,
+// and for small M packing would cost as much as the product itself).
+class PackedWeightCache {
+ public:
+  std::shared_ptr<const PackedB> Get(const int8_t* b, int K, int N) {
+    const size_t bytes = static_cast<size_t>(K) * N;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (packed_ && packed_->K == K && packed_->N == N && copy_.size() == bytes &&
+        std::memcmp(copy_.data(), b, bytes) == 0) {
+      return packed_;
+    }
+    auto fresh = std::make_shared<PackedB>();
+    PackB(b, K, N, N, fresh.get());
+    copy_.assign(b, b + bytes);
+    packed_ = fresh;
+    return packed_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int8_t> copy_;
+  std::shared_ptr<const PackedB> packed_;
+};
+
+// Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
+// ranges when there are few rows, e.g. a matmul with M = 1).
+void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
+                  const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  const int threads = workers->NumThreads();
+  // Rows per chunk: up to kMB (the packed rows stay in L2, each K block of them streams past
+  // an L1-resident weight panel), fewer when there are few rows so every thread gets work.
+  const int64_t per_thread = (rows + threads - 1) / threads;
+  const int mb = static_cast<int>(
+      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_thread + kMR - 1) / kMR * kMR)));
+  const int64_t row_chunks = (rows + mb - 1) / mb;
+  const int panels = b.Np / kNR;
+  int col_splits = 1;
+  if (row_chunks < 2 * threads) col_splits = std::min<int64_t>(panels, 2 * threads);
+  const int panels_per_split = (panels + col_splits - 1) / col_splits;
+  col_splits = (panels + panels_per_split - 1) / panels_per_split;
+  const int64_t units = row_chunks * col_splits;
+  const int64_t cost = static_cast<int64_t>(mb) * b.Kp * panels_per_split * kNR / 4;
+  const MicroKernel micro = MicroKernelFor(SelectedPath());
+  const bool u8 = UseU8(b);
+  ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
+    GemmWorkspace ws;
+    for (int64_t u = start; u < limit; ++u) {
+      const int64_t rc = u / col_splits;
+      const int cs = static_cast<int>(u % col_splits);
+      const int n0 = cs * panels_per_split * kNR;
+      const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
+      const int64_t r1 = std::min(rows, (rc + 1) * mb);
+      if (u8) {
+        GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb);
+      } else {
+        GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
+      }
+    }
+  });
+}
+
+// Inputs shared by the conv, depthwise and matmul kernels: ranges, per-channel vectors,
+// summand, and the output tensor with its epilogue.
+struct FusedArgs {
+  Range in, out;
+  Epilogue epi;
+  Tensor* output = nullptr;
+};
+
+class FusedBase : public OpKernel {
+ public:
+  explicit FusedBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+    OP_REQUIRES_OK(ctx, ActivationAttr(ctx, &act_));
+    ::tensorflow::DataType out_type;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("out_type", &out_type));
+    OP_REQUIRES(ctx, out_type == DT_QUINT8 || out_type == DT_FLOAT,
+                errors::InvalidArgument(ctx->def().op(), ": out_type must be quint8 or float"));
+    float_out_ = out_type == DT_FLOAT;
+    if (ctx->HasAttr("num_summand")) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("num_summand", &num_summand_));
+      OP_REQUIRES(ctx, num_summand_ == 0 || num_summand_ == 1,
+                  errors::InvalidArgument(ctx->def().op(), ": num_summand must be 0 or 1"));
+    }
+  }
+
+ protected:
+  // Validates inputs 2..7 (+ summand) for `channels` output channels and allocates `shape`.
+  bool Prepare(OpKernelContext* ctx, int64_t channels, const TensorShape& shape,
+               const char* in_name_min, const char* in_name_max, const char* scale_name,
+               FusedArgs* args) {
+    const float* filter_scale = nullptr;
+    const float* bias = nullptr;
+    QG_REQUIRES_OK(ctx, false,
+                             ChannelVector(ctx, 2, scale_name, channels, &filter_scale));
+    QG_REQUIRES_OK(ctx, false, ChannelVector(ctx, 3, "bias", channels, &bias));
+    QG_REQUIRES_OK(ctx, false,
+                             RangeInput(ctx, 4, 5, in_name_min, in_name_max, &args->in));
+    QG_REQUIRES_OK(ctx, false,
+                             RangeInput(ctx, 6, 7, "min_output", "max_output", &args->out));
+    args->epi.Init(args->in.scale, filter_scale, bias, channels, float_out_, args->out.scale,
+                   args->out.zero_point, act_);
+    if (num_summand_ == 1) {
+      const Tensor& s = ctx->input(8);
+      QG_REQUIRES(ctx, false, s.shape() == shape,
+                            errors::InvalidArgument(type_string(), ": summand has shape ",
+                                                    s.shape().DebugString(),
+                                                    ", the output has ",
+                                                    shape.DebugString()));
+      Range rs;
+      QG_REQUIRES_OK(ctx, false,
+                               RangeInput(ctx, 9, 10, "min_summand", "max_summand", &rs));
+      args->epi.SetSummand(reinterpret_cast<const uint8_t*>(s.tensor_data().data()), rs.scale,
+                           rs.zero_point, args->out.scale);
+    }
+    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(0, shape, &args->output));
+    Tensor* tmin = nullptr;
+    Tensor* tmax = nullptr;
+    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
+    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
+    tmin->scalar<float>()() = args->out.min;
+    tmax->scalar<float>()() = args->out.max;
+    return true;
+  }
+
+  void* OutData(const FusedArgs& args) const {
+    return const_cast<char*>(args.output->tensor_data().data());
+  }
+
+  Activation act_ = Activation::kNone;
+  bool float_out_ = false;
+  int num_summand_ = 0;
+  PackedWeightCache cache_;
+};
+
+// Conv attributes and geometry shared by the conv and depthwise kernels.
+struct ConvGeometry {
+  int64_t n, h, w, c, kh, kw, oh, ow, ph, pw;
+  int sh, sw, dh, dw;
+};
+
+class ConvAttrs {
+ public:
+  explicit ConvAttrs(OpKernelConstruction* ctx) {
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "strides", &sh_, &sw_));
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "dilations", &dh_, &dw_));
+    std::string padding;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padding", &padding));
+    OP_REQUIRES(ctx, padding == "SAME" || padding == "VALID",
+                errors::InvalidArgument(ctx->def().op(), ": padding must be SAME or VALID"));
+    same_ = padding == "SAME";
+  }
+
+  // input [N,H,W,C] and filter [kh,kw,C,X] ranks and channel counts.
+  bool Geometry(OpKernelContext* ctx, ConvGeometry* g) const {
+    const Tensor& x = ctx->input(0);
+    const Tensor& f = ctx->input(1);
+    const std::string& op = ctx->op_kernel().type_string();
+    QG_REQUIRES(ctx, false, x.dims() == 4,
+                          errors::InvalidArgument(op, ": input must be rank 4 (NHWC), got ",
+                                                  x.shape().DebugString()));
+    QG_REQUIRES(ctx, false, f.dims() == 4,
+                          errors::InvalidArgument(op, ": filter must be rank 4, got ",
+                                                  f.shape().DebugString()));
+    QG_REQUIRES(ctx, false, f.dim_size(2) == x.dim_size(3),
+                          errors::InvalidArgument(op, ": filter has ", f.dim_size(2),
+                                                  " input channels, the input has ",
+                                                  x.dim_size(3)));
+    QG_REQUIRES(ctx, false, f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
+                          errors::InvalidArgument(op, ": filter window is empty: ",
+                                                  f.shape().DebugString()));
+    g->n = x.dim_size(0);
+    g->h = x.dim_size(1);
+    g->w = x.dim_size(2);
+    g->c = x.dim_size(3);
+    g->kh = f.dim_size(0);
+    g->kw = f.dim_size(1);
+    g->sh = sh_;
+    g->sw = sw_;
+    g->dh = dh_;
+    g->dw = dw_;
+    OutSize(g->h, g->kh, sh_, dh_, same_, &g->oh, &g->ph);
+    OutSize(g->w, g->kw, sw_, dw_, same_, &g->ow, &g->pw);
+    return true;
+  }
+
+ private:
+  int sh_ = 1, sw_ = 1, dh_ = 1, dw_ = 1;
+  bool same_ = true;
+};
+
+class QgQuantizedConv2DOp : public FusedBase {
+ public:
+  explicit QgQuantizedConv2DOp(OpKernelConstruction* ctx) : FusedBase(ctx), attrs_(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    ConvGeometry g;
+    if (!attrs_.Geometry(ctx, &g)) return;
+    const Tensor& f = ctx->input(1);
+    const int64_t cout = f.dim_size(3);
+    FusedArgs args;
+    if (!Prepare(ctx, cout, TensorShape({g.n, g.oh, g.ow, cout}), "min_input", "max_input",
+                 "filter_scale", &args)) {
+      return;
+    }
+    const int64_t rows = g.n * g.oh * g.ow;
+    if (rows == 0 || cout == 0) return;
+    const int64_t K64 = g.kh * g.kw * g.c;
+    OP_REQUIRES(ctx, K64 < (1 << 30),
+                errors::InvalidArgument(type_string(), ": filter has ", K64,
+                                        " taps x channels; must be below 2^30"));
+    if (K64 == 0) {  // no input channels: every accumulator is 0
+      std::vector<int32_t> zeros(cout, 0);
+      void* out = OutData(args);
+      for (int64_t r = 0; r < rows; ++r)
+        args.epi.Row(zeros.data(), 0, static_cast<int>(cout), r * cout, out);
+      return;
+    }
+    const int K = static_cast<int>(K64);
+    auto packed = cache_.Get(reinterpret_cast<const int8_t*>(f.tensor_data().data()), K,
+                             static_cast<int>(cout));
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
+    const int zp = args.in.zero_point;
+    const bool u8 = UseU8(*packed);
+    RowFiller fill;
+    RowFillerU8 fill8;
+    std::vector<int16_t> padded;
+    std::vector<uint8_t> padded8;
+    if (g.kh == 1 && g.kw == 1) {
+      // 1x1 (any stride, never padded): a row of A is one input pixel.
+      auto pixel = [&g, x](int64_t r) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        return x + ((b * g.h + oy * g.sh) * g.w + ox * g.sw) * g.c;
+      };
+      fill = [&, pixel](int64_t r, int16_t* dst) {
+        WidenU8(pixel(r), static_cast<int>(g.c), zp, dst);
+      };
+      fill8 = [&, pixel](int64_t r, uint8_t* dst) { std::memcpy(dst, pixel(r), g.c); };
+    } else {
+      // The input once more with the padding around it (real 0: zero_point as u8, 0 as the
+      // int16 x - zero_point), so a row of A is kh (or kh * kw, when dilated) plain copies.
+      const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+      const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+      if (u8) {
+        padded8.assign(g.n * hp * wp * g.c, static_cast<uint8_t>(zp));
+      } else {
+        padded.assign(g.n * hp * wp * g.c, 0);
+      }
+      auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+      ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
+                          [&](int64_t s, int64_t e) {
+                            for (int64_t row = s; row < e; ++row) {
+                              const int64_t b = row / g.h, y = row % g.h;
+                              const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
+                              if (u8) {
+                                std::memcpy(padded8.data() + at, x + row * g.w * g.c,
+                                            g.w * g.c);
+                              } else {
+                                WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
+                                        padded.data() + at);
+                              }
+                            }
+                          });
+      const int64_t c = g.c, span = g.kw * c;
+      auto copy_window = [&g, hp, wp, c, span](const auto* image, int64_t r, auto* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        const auto* base = image + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
+        const size_t elem = sizeof(*dst);
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const auto* src = base + i * g.dh * wp * c;
+          if (g.dw == 1) {
+            std::memcpy(dst + i * span, src, elem * span);
+          } else {
+            for (int64_t j = 0; j < g.kw; ++j)
+              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, elem * c);
+          }
+        }
+      };
+      fill = [&, copy_window](int64_t r, int16_t* dst) { copy_window(padded.data(), r, dst); };
+      fill8 = [&, copy_window](int64_t r, uint8_t* dst) { copy_window(padded8.data(), r, dst); };
+    }
+    void* out = OutData(args);
+    const Epilogue& epi = args.epi;
+    TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
+      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * cout, out);
+    };
+    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink);
+  }
+
+ private:
+  ConvAttrs attrs_;
+};
+
+class QgQuantizedMatMulOp : public FusedBase {
+ public:
+  explicit QgQuantizedMatMulOp(OpKernelConstruction* ctx) : FusedBase(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& a = ctx->input(0);
+    const Tensor& b = ctx->input(1);
+    OP_REQUIRES(ctx, a.dims() == 2,
+                errors::InvalidArgument(type_string(), ": a must be rank 2 [M, K], got ",
+                                        a.shape().DebugString()));
+    OP_REQUIRES(ctx, b.dims() == 2,
+                errors::InvalidArgument(type_string(), ": b must be rank 2 [K, N], got ",
+                                        b.shape().DebugString()));
+    OP_REQUIRES(ctx, a.dim_size(1) == b.dim_size(0),
+                errors::InvalidArgument(type_string(), ": a has ", a.dim_size(1),
+                                        " columns, b has ", b.dim_size(0), " rows"));
+    const int64_t M = a.dim_size(0), K64 = a.dim_size(1), N = b.dim_size(1);
+    FusedArgs args;
+    if (!Prepare(ctx, N, TensorShape({M, N}), "min_a", "max_a", "b_scale", &args)) return;
+    if (M == 0 || N == 0) return;
+    OP_REQUIRES(ctx, K64 < (1 << 30),
+                errors::InvalidArgument(type_string(), ": K = ", K64, " is too large"));
+    const int K = static_cast<int>(K64);
+    void* out = OutData(args);
+    const Epilogue& epi = args.epi;
+    if (K == 0) {  // empty sum: every accumulator is 0
+      std::vector<int32_t> zeros(N, 0);
+      for (int64_t r = 0; r < M; ++r) epi.Row(zeros.data(), 0, static_cast<int>(N), r * N, out);
+      return;
+    }
+    auto packed = cache_.Get(reinterpret_cast<const int8_t*>(b.tensor_data().data()), K,
+                             static_cast<int>(N));
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(a.tensor_data().data());
+    const int zp = args.in.zero_point;
+    RowFiller fill = [&](int64_t r, int16_t* dst) { WidenU8(x + r * K, K, zp, dst); };
+    RowFillerU8 fill8 = [&](int64_t r, uint8_t* dst) { std::memcpy(dst, x + r * K, K); };
+    TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
+      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
+    };
+    ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink);
+  }
+};
+
+class QgQuantizedDepthwiseConv2DOp : public FusedBase {
+ public:
+  explicit QgQuantizedDepthwiseConv2DOp(OpKernelConstruction* ctx)
+      : FusedBase(ctx), attrs_(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    ConvGeometry g;
+    if (!attrs_.Geometry(ctx, &g)) return;
+    const Tensor& f = ctx->input(1);
+    const int64_t mult = f.dim_size(3), cout = g.c * mult;
+    FusedArgs args;
+    if (!Prepare(ctx, cout, TensorShape({g.n, g.oh, g.ow, cout}), "min_input", "max_input",
+                 "filter_scale", &args)) {
+      return;
+    }
+    const int64_t rows = g.n * g.oh * g.ow;
+    if (rows == 0 || cout == 0) return;
+    // Filter as int16 [kh*kw][cout] (output channel c * mult + m, the TF layout).
+    const int8_t* fd = reinterpret_cast<const int8_t*>(f.tensor_data().data());
+    std::vector<int16_t> w(g.kh * g.kw * cout);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = fd[i];
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
+    const int zp = args.in.zero_point;
+    void* out = OutData(args);
+    const Epilogue& epi = args.epi;
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    ::tensorflow::Shard(
+        workers->NumThreads(), workers, rows, g.kh * g.kw * cout * 2,
+        [&](int64_t start, int64_t limit) {
+          std::vector<int32_t> acc(cout);
+          std::vector<int16_t> xin(cout);
+          for (int64_t r = start; r < limit; ++r) {
+            const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+            std::fill(acc.begin(), acc.end(), 0);
+            for (int64_t i = 0; i < g.kh; ++i) {
+              const int64_t y = oy * g.sh - g.ph + i * g.dh;
+              if (y < 0 || y >= g.h) continue;  // padding contributes real 0
+              for (int64_t j = 0; j < g.kw; ++j) {
+                const int64_t xx = ox * g.sw - g.pw + j * g.dw;
+                if (xx < 0 || xx >= g.w) continue;
+                const uint8_t* px = x + ((b * g.h + y) * g.w + xx) * g.c;
+                const int16_t* pw = w.data() + (i * g.kw + j) * cout;
+                if (mult == 1) {
+                  for (int64_t c = 0; c < cout; ++c)
+                    acc[c] += (static_cast<int32_t>(px[c]) - zp) * pw[c];
+                } else {
+                  for (int64_t c = 0; c < g.c; ++c) {
+                    const int32_t v = static_cast<int32_t>(px[c]) - zp;
+                    for (int64_t m = 0; m < mult; ++m) acc[c * mult + m] += v * pw[c * mult + m];
+                  }
+                }
+              }
+            }
+            epi.Row(acc.data(), 0, static_cast<int>(cout), r * cout, out);
+          }
+        });
+  }
+
+ private:
+  ConvAttrs attrs_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedConv2D").Device(::tensorflow::DEVICE_CPU),
+                        QgQuantizedConv2DOp);
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedMatMul").Device(::tensorflow::DEVICE_CPU),
+                        QgQuantizedMatMulOp);
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedDepthwiseConv2D").Device(::tensorflow::DEVICE_CPU),
+                        QgQuantizedDepthwiseConv2DOp);
+
+}  // namespace
+}  // namespace qg

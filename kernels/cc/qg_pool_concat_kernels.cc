@@ -1,0 +1,213 @@
+// CPU kernels of QgQuantizedMaxPool, QgQuantizedAvgPool and QgQuantizedConcat (kernels/OPS.md).
+#include <array>
+#include <cstring>
+
+#include "qg_common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace qg {
+namespace {
+
+using ::tensorflow::OpInputList;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace errors = ::tensorflow::errors;
+
+bool EchoRange(OpKernelContext* ctx, const Range& r) {
+  Tensor* tmin = nullptr;
+  Tensor* tmax = nullptr;
+  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
+  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
+  tmin->scalar<float>()() = r.min;
+  tmax->scalar<float>()() = r.max;
+  return true;
+}
+
+template <bool kMax>
+class QgPoolOp : public OpKernel {
+ public:
+  explicit QgPoolOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "ksize", &kh_, &kw_));
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "strides", &sh_, &sw_));
+    std::string padding;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padding", &padding));
+    OP_REQUIRES(ctx, padding == "SAME" || padding == "VALID",
+                errors::InvalidArgument(ctx->def().op(), ": padding must be SAME or VALID"));
+    same_ = padding == "SAME";
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& in = ctx->input(0);
+    OP_REQUIRES(ctx, in.dims() == 4,
+                errors::InvalidArgument(type_string(), ": input must be rank 4 (NHWC), got ",
+                                        in.shape().DebugString()));
+    Range r;
+    OP_REQUIRES_OK(ctx, RangeInput(ctx, 1, 2, "min_input", "max_input", &r));
+    const int64_t n = in.dim_size(0), h = in.dim_size(1), w = in.dim_size(2),
+                  c = in.dim_size(3);
+    int64_t oh, ow, ph, pw;
+    OutSize(h, kh_, sh_, 1, same_, &oh, &ph);
+    OutSize(w, kw_, sw_, 1, same_, &ow, &pw);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, oh, ow, c}), &out));
+    if (!EchoRange(ctx, r)) return;
+    const int64_t rows = n * oh * ow;
+    if (rows == 0 || c == 0) return;
+    const uint8_t* x = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
+    uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    ::tensorflow::Shard(
+        workers->NumThreads(), workers, rows, kh_ * kw_ * c, [&](int64_t s, int64_t e) {
+          std::vector<int32_t> acc(c);
+          for (int64_t row = s; row < e; ++row) {
+            const int64_t ox = row % ow, t = row / ow, oy = t % oh, b = t / oh;
+            std::fill(acc.begin(), acc.end(), 0);
+            int count = 0;
+            for (int64_t i = 0; i < kh_; ++i) {
+              const int64_t yy = oy * sh_ - ph + i;
+              if (yy < 0 || yy >= h) continue;  // padding never counts
+              for (int64_t j = 0; j < kw_; ++j) {
+                const int64_t xx = ox * sw_ - pw + j;
+                if (xx < 0 || xx >= w) continue;
+                const uint8_t* p = x + ((b * h + yy) * w + xx) * c;
+                ++count;
+                if (kMax) {
+                  for (int64_t k = 0; k < c; ++k) acc[k] = std::max<int32_t>(acc[k], p[k]);
+                } else {
+                  for (int64_t k = 0; k < c; ++k) acc[k] += p[k];
+                }
+              }
+            }
+            uint8_t* o = y + row * c;
+            if (kMax) {
+              for (int64_t k = 0; k < c; ++k) o[k] = static_cast<uint8_t>(acc[k]);
+            } else {
+              // A window can be all padding only if the kernel is smaller than the padding,
+              // which SAME never produces; guard anyway.
+              const float cnt = static_cast<float>(std::max(count, 1));
+              for (int64_t k = 0; k < c; ++k) {
+                float v = static_cast<float>(acc[k]) / cnt;
+                v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+                o[k] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+              }
+            }
+          }
+        });
+  }
+
+ private:
+  int kh_ = 1, kw_ = 1, sh_ = 1, sw_ = 1;
+  bool same_ = true;
+};
+
+class QgQuantizedConcatOp : public OpKernel {
+ public:
+  explicit QgQuantizedConcatOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("axis", &axis_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    OpInputList values, mins, maxes;
+    OP_REQUIRES_OK(ctx, ctx->input_list("values", &values));
+    OP_REQUIRES_OK(ctx, ctx->input_list("mins", &mins));
+    OP_REQUIRES_OK(ctx, ctx->input_list("maxes", &maxes));
+    const int n = values.size();
+    Range out_range;
+    OP_REQUIRES_OK(ctx, RangeInput(ctx, 3 * n, 3 * n + 1, "min_output", "max_output",
+                                   &out_range));
+    const Tensor& first = values[0];
+    const int rank = first.dims();
+    OP_REQUIRES(ctx, rank >= 1,
+                errors::InvalidArgument(type_string(), ": values[0] must have rank >= 1"));
+    OP_REQUIRES(ctx, axis_ >= -rank && axis_ < rank,
+                errors::InvalidArgument(type_string(), ": axis ", axis_,
+                                        " is out of range for rank ", rank));
+    const int axis = axis_ < 0 ? axis_ + rank : axis_;
+    TensorShape out_shape = first.shape();
+    int64_t total = 0;
+    std::vector<std::array<uint8_t, 256>> tables(n);
+    for (int i = 0; i < n; ++i) {
+      const Tensor& v = values[i];
+      OP_REQUIRES(ctx, v.dims() == rank,
+                  errors::InvalidArgument(type_string(), ": values[", i, "] has rank ",
+                                          v.dims(), ", values[0] has ", rank));
+      for (int d = 0; d < rank; ++d) {
+        OP_REQUIRES(ctx, d == axis || v.dim_size(d) == first.dim_size(d),
+                    errors::InvalidArgument(type_string(), ": values[", i, "] has shape ",
+                                            v.shape().DebugString(), ", values[0] has ",
+                                            first.shape().DebugString()));
+      }
+      total += v.dim_size(axis);
+      float mn, mx;
+      const std::string min_name = "mins[" + std::to_string(i) + "]";
+      const std::string max_name = "maxes[" + std::to_string(i) + "]";
+      OP_REQUIRES(ctx, mins[i].NumElements() == 1 && maxes[i].NumElements() == 1,
+                  errors::InvalidArgument(type_string(), ": ", min_name, " and ", max_name,
+                                          " must be float scalars"));
+      mn = mins[i].flat<float>()(0);
+      mx = maxes[i].flat<float>()(0);
+      Range r;
+      OP_REQUIRES_OK(ctx, MakeRange(type_string(), min_name.c_str(), max_name.c_str(), mn, mx,
+                                    &r));
+      // v = (float)(q - zp_i) * (scale_i / scale_out) + zp_out, one table per input.
+      const float ratio = r.scale / out_range.scale;
+      const float zp_out = static_cast<float>(out_range.zero_point);
+      for (int q = 0; q < 256; ++q) {
+        float v = static_cast<float>(q - r.zero_point) * ratio;
+        v = v + zp_out;
+        v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+        tables[i][q] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+      }
+    }
+    out_shape.set_dim(axis, total);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
+    Tensor* tmin = nullptr;
+    Tensor* tmax = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({}), &tmin));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({}), &tmax));
+    tmin->scalar<float>()() = out_range.min;
+    tmax->scalar<float>()() = out_range.max;
+    if (out_shape.num_elements() == 0) return;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; ++d) outer *= out_shape.dim_size(d);
+    for (int d = axis + 1; d < rank; ++d) inner *= out_shape.dim_size(d);
+    uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
+    const int64_t out_row = total * inner;
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    ::tensorflow::Shard(workers->NumThreads(), workers, outer, out_row,
+                        [&](int64_t s, int64_t e) {
+                          for (int64_t o = s; o < e; ++o) {
+                            uint8_t* dst = y + o * out_row;
+                            for (int i = 0; i < n; ++i) {
+                              const int64_t len = values[i].dim_size(axis) * inner;
+                              const uint8_t* src = reinterpret_cast<const uint8_t*>(
+                                                       values[i].tensor_data().data()) +
+                                                   o * len;
+                              const uint8_t* t = tables[i].data();
+                              for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
+                              dst += len;
+                            }
+                          }
+                        });
+  }
+
+ private:
+  int axis_ = 0;
+};
+
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedMaxPool").Device(::tensorflow::DEVICE_CPU),
+                        QgPoolOp<true>);
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedAvgPool").Device(::tensorflow::DEVICE_CPU),
+                        QgPoolOp<false>);
+REGISTER_KERNEL_BUILDER(Name("QgQuantizedConcat").Device(::tensorflow::DEVICE_CPU),
+                        QgQuantizedConcatOp);
+
+}  // namespace
+}  // namespace qg

@@ -1,0 +1,146 @@
+// CPU kernels of QgQuantize, QgDequantize, QgRequantize and QgCpuPath (kernels/OPS.md).
+#include "qg_common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor_types.h"
+#include "tensorflow/core/platform/tstring.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace qg {
+namespace {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace errors = ::tensorflow::errors;
+
+// Element-wise work over the CPU pool.
+template <typename F>
+void ParallelElements(OpKernelContext* ctx, int64_t n, int64_t cost, F&& fn) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  ::tensorflow::Shard(workers->NumThreads(), workers, n, cost, fn);
+}
+
+bool EchoRange(OpKernelContext* ctx, const Range& r) {
+  Tensor* tmin = nullptr;
+  Tensor* tmax = nullptr;
+  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
+  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
+  tmin->scalar<float>()() = r.min;
+  tmax->scalar<float>()() = r.max;
+  return true;
+}
+
+class QgQuantizeOp : public OpKernel {
+ public:
+  explicit QgQuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+  }
+  void Compute(OpKernelContext* ctx) override {
+    Range r;
+    OP_REQUIRES_OK(ctx, RangeInput(ctx, 1, 2, "min_range", "max_range", &r));
+    const Tensor& in = ctx->input(0);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, in.shape(), &out));
+    if (!EchoRange(ctx, r)) return;
+    const float* x = in.flat<float>().data();
+    uint8_t* q = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
+    const float lo = static_cast<float>(-r.zero_point), hi = static_cast<float>(255 - r.zero_point);
+    const float scale = r.scale;
+    const int zp = r.zero_point;
+    // clamp(rint(x / scale) + zp, 0, 255) == rint(clamp(x / scale, -zp, 255 - zp)) + zp
+    ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) {
+        float v = x[i] / scale;
+        v = std::fmin(std::fmax(v, lo), hi);  // NaN -> lo (code 0)
+        q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)) + zp);
+      }
+    });
+  }
+};
+
+class QgDequantizeOp : public OpKernel {
+ public:
+  explicit QgDequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+  }
+  void Compute(OpKernelContext* ctx) override {
+    Range r;
+    OP_REQUIRES_OK(ctx, RangeInput(ctx, 1, 2, "min_range", "max_range", &r));
+    const Tensor& in = ctx->input(0);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, in.shape(), &out));
+    float table[256];
+    for (int q = 0; q < 256; ++q) table[q] = r.scale * static_cast<float>(q - r.zero_point);
+    const uint8_t* q = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
+    float* y = out->flat<float>().data();
+    ParallelElements(ctx, in.NumElements(), 2, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) y[i] = table[q[i]];
+    });
+  }
+};
+
+class QgRequantizeOp : public OpKernel {
+ public:
+  explicit QgRequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& in = ctx->input(0);
+    const Tensor& sc = ctx->input(1);
+    Range out_range;
+    OP_REQUIRES_OK(ctx, RangeInput(ctx, 2, 3, "min_output", "max_output", &out_range));
+    const int64_t channels = in.dims() == 0 ? 1 : in.dim_size(in.dims() - 1);
+    const bool per_channel = sc.dims() == 1 && !(sc.dim_size(0) == 1 && channels != 1);
+    OP_REQUIRES(ctx, sc.dims() == 0 || (sc.dims() == 1 && (sc.dim_size(0) == channels ||
+                                                           sc.dim_size(0) == 1)),
+                errors::InvalidArgument(type_string(), ": input_scale must be a scalar or [",
+                                        channels, "] (the input's last dimension), got ",
+                                        sc.shape().DebugString()));
+    const float* s = sc.flat<float>().data();
+    const int64_t ns = sc.NumElements();
+    for (int64_t i = 0; i < ns; ++i) {
+      OP_REQUIRES(ctx, std::isfinite(s[i]) && s[i] > 0.0f,
+                  errors::InvalidArgument(type_string(), ": input_scale[", i, "] = ", s[i],
+                                          " must be finite and > 0"));
+    }
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, in.shape(), &out));
+    if (!EchoRange(ctx, out_range)) return;
+    const int64_t n = in.NumElements();
+    if (n == 0) return;
+    std::vector<float> m(per_channel ? channels : 1);
+    for (size_t c = 0; c < m.size(); ++c) m[c] = s[per_channel ? c : 0] / out_range.scale;
+    const float zp = static_cast<float>(out_range.zero_point);
+    const int32_t* acc = reinterpret_cast<const int32_t*>(in.tensor_data().data());
+    uint8_t* q = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
+    ParallelElements(ctx, n, 8, [&](int64_t st, int64_t e) {
+      for (int64_t i = st; i < e; ++i) {
+        float v = static_cast<float>(acc[i]) * m[per_channel ? i % channels : 0];
+        v = v + zp;
+        v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+        q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+      }
+    });
+  }
+};
+
+class QgCpuPathOp : public OpKernel {
+ public:
+  explicit QgCpuPathOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &out));
+    out->scalar<::tensorflow::tstring>()() =
+        PathError().empty() ? PathName(SelectedPath()) : "error: " + PathError();
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("QgQuantize").Device(::tensorflow::DEVICE_CPU), QgQuantizeOp);
+REGISTER_KERNEL_BUILDER(Name("QgDequantize").Device(::tensorflow::DEVICE_CPU), QgDequantizeOp);
+REGISTER_KERNEL_BUILDER(Name("QgRequantize").Device(::tensorflow::DEVICE_CPU), QgRequantizeOp);
+REGISTER_KERNEL_BUILDER(Name("QgCpuPath").Device(::tensorflow::DEVICE_CPU), QgCpuPathOp);
+
+}  // namespace
+}  // namespace qg

@@ -1,0 +1,100 @@
+"""QG_CPU_PATH: every GEMM path this CPU has gives identical results; forcing a path the CPU
+lacks (or a bad name) is a clear error, not an illegal instruction. Each path runs in its own
+process (the path is chosen when the library loads): this file run as a script is the worker."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+
+
+def _worker(out_path):
+    import tensorflow as tf
+
+    from quantize_graph import kernels
+    qg = kernels.load()
+    path = qg.qg_cpu_path().numpy().decode()
+    print("PATH", path, flush=True)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (2, 15, 13, 37), dtype=np.uint8), tf.quint8)
+    w = tf.constant(rng.integers(-127, 128, (3, 3, 37, 45), dtype=np.int8), tf.qint8)
+    fs = np.full(45, 1.0, np.float32)
+    acc = qg.qg_quantized_conv2d(x, w, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
+                                 [], [], [], strides=[1, 2, 1, 1], padding="SAME",
+                                 dilations=[1, 1, 2, 1], out_type=tf.float32)[0]
+    q = qg.qg_quantized_conv2d(x, w, fs * 1e-3, np.ones(45, np.float32), -1.0, 1.0, -2.0, 6.0,
+                               [], [], [], strides=[1, 1, 1, 1], padding="VALID",
+                               activation="relu6")[0]
+    a = tf.constant(rng.integers(0, 256, (3, 999), dtype=np.uint8), tf.quint8)
+    b = tf.constant(rng.integers(-127, 128, (999, 70), dtype=np.int8), tf.qint8)
+    mm = qg.qg_quantized_mat_mul(a, b, np.ones(70, np.float32), np.zeros(70, np.float32), -1.0,
+                                 254.0, 0.0, 1.0, [], [], [], out_type=tf.float32)[0]
+    # weights whose pairs fit int16: the AVX2 path runs its byte kernel here
+    w7 = tf.constant(rng.integers(-64, 65, (3, 3, 37, 45), dtype=np.int8), tf.qint8)
+    acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
+                                  [], [], [], strides=[1, 1, 1, 1], padding="SAME",
+                                  out_type=tf.float32)[0]
+    np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy(),
+             acc7=acc7.numpy())
+
+
+def _run(path_name, tmp_path):
+    out = tmp_path / f"{path_name}.npz"
+    env = dict(os.environ, QG_CPU_PATH=path_name, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(HERE), str(out)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    return proc, out
+
+
+@pytest.fixture(scope="module")
+def built():
+    from tests.kernels_helpers import load_or_skip
+    load_or_skip()
+
+
+def _cpu_has(flag):
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def test_portable_and_simd_paths_identical(built, tmp_path):
+    proc, portable = _run("portable", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "PATH portable" in proc.stdout
+    ref = np.load(portable)
+    # the accumulators really are the exact sums (the reference is checked elsewhere too)
+    assert ref["acc"].shape == (2, 8, 13, 45) and ref["mm"].shape == (3, 70)
+    others = [p for p, flag in (("avx2", "avx2"), ("vnni", "avx512_vnni")) if _cpu_has(flag)]
+    if not others:
+        pytest.skip("this CPU has neither AVX2 nor AVX-512 VNNI: only the portable path runs")
+    for name in others:
+        proc, out = _run(name, tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"PATH {name}" in proc.stdout
+        got = np.load(out)
+        for key in ("acc", "q", "mm", "acc7"):
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
+
+
+@pytest.mark.parametrize("value", ["vnni"])
+def test_forcing_an_unavailable_path_is_an_error(built, tmp_path, value):
+    if value == "vnni" and _cpu_has("avx512_vnni"):
+        pytest.skip("this CPU has AVX-512 VNNI, so forcing it is valid")
+    proc, out = _run(value, tmp_path)
+    assert proc.returncode != 0
+    assert "QG_CPU_PATH" in proc.stderr
+    assert "FailedPrecondition" in proc.stderr or "FAILED_PRECONDITION" in proc.stderr
+    assert "Illegal instruction" not in proc.stderr and proc.returncode > 0
+    assert not out.exists()
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])
