@@ -26,7 +26,8 @@ def sources():
     """CPU sources: op registrations, CPU kernels, the GEMM core (not the *_gpu.cc files)."""
     files = glob.glob(os.path.join(CC_DIR, "*.cc")) + glob.glob(os.path.join(CC_DIR, "ops", "*.cc")) \
         + glob.glob(os.path.join(CC_DIR, "gemm", "*.cc"))
-    return sorted(f for f in files if not f.endswith("_gpu.cc"))
+    # gemm_check.cc is the standalone `make gemm-check` program (it has a main()).
+    return sorted(f for f in files if not f.endswith(("_gpu.cc", "gemm_check.cc")))
 
 
 def tf_flags(python=None):

@@ -94,7 +94,11 @@ def _load_kernels_if_needed(graph_def):
         raise QuantizeGraphError("the graph uses this project's ops (%s), which need its op "
                                  "library, but quantize_graph.kernels is not available"
                                  % ", ".join(qg_ops))
-    kernels.load()
+    try:
+        kernels.load()
+    except (ImportError, tf.errors.OpError) as e:
+        raise QuantizeGraphError("the graph uses this project's ops (%s): %s"
+                                 % (", ".join(qg_ops), _first_line(e)))
 
 
 def run_graph(graph_def, outputs, feeds, threads=None):

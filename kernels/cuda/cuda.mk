@@ -32,7 +32,8 @@ CUDA_LDLIBS := $(addprefix -L,$(CUDA_LIBDIRS)) -l:libcudart_static.a -ldl -lpthr
 CU_SRCS := $(wildcard kernels/cuda/*.cu)
 CU_HDRS := $(wildcard kernels/cuda/*.h kernels/cuda/*.cuh)
 CU_OBJS := $(patsubst kernels/cuda/%.cu,$(CUDA_BUILD)/obj/%.o,$(CU_SRCS))
-CC_SRCS := $(wildcard kernels/cc/*.cc kernels/cc/*/*.cc)
+# gemm_check.cc is the standalone `make gemm-check` program (it has a main()), not library code.
+CC_SRCS := $(filter-out kernels/cc/gemm/gemm_check.cc,$(wildcard kernels/cc/*.cc kernels/cc/*/*.cc))
 CC_HDRS := $(wildcard kernels/cc/*.h kernels/cc/*/*.h)
 CC_OBJS := $(patsubst kernels/cc/%.cc,$(CUDA_BUILD)/obj/cc/%.o,$(CC_SRCS))
 CUDA_SHIM := $(CUDA_BUILD)/include/third_party/gpus/cuda/include
