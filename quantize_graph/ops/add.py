@@ -1,0 +1,14 @@
+"""Add / AddV2 (residual connections): onednn only, fused into the conv that produces one
+operand (QuantizedConv2DWithBiasSumAndReluAndRequantize, see targets/onednn_residual.py);
+an Add that cannot be fused stays float."""
+from quantize_graph.ops.common import is_float
+from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+
+
+def supports_add(node):
+    if not is_float(node):
+        return False, "only float adds are quantized"
+    return True, ""
+
+
+register(["Add", "AddV2"], supports_add, onednn=FUSED_INTO_PRODUCER)
