@@ -1,0 +1,74 @@
+"""Residual adds and signed inputs in the onednn target, each against float on a small graph.
+
+Tolerance: max abs error relative to the float output's range, as in test_onednn_target.py
+(one fused layer: 2%; an inverted-residual block of three layers: 3%).
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import quantize_graph as qg
+from quantize_graph.targets.onednn_residual import SUM_OP
+from quantize_graph.targets.probe import onednn_int8_runs
+from tests.test_onednn_target import RNG, build, const, ops, quantize_and_check
+
+pytestmark = pytest.mark.skipif(not onednn_int8_runs(),
+                                reason="TensorFlow's oneDNN int8 kernels do not run in this process")
+
+
+def conv1x1(x, cin, cout):
+    return tf.nn.bias_add(tf.nn.conv2d(x, const(1, 1, cin, cout), 1, "SAME"), const(cout))
+
+
+@pytest.mark.parametrize("activation", [tf.nn.relu, tf.nn.relu6])
+def test_conv_bias_sum_relu_is_one_fused_op(activation):
+    # The summand (the block input) is also read by the conv: it gets a private copy, since
+    # the fused op writes its result into the summand's buffer.
+    q = quantize_and_check(lambda x: activation(x + conv1x1(x, 8, 8)), [7, 7, 8])
+    counts = ops(q)
+    assert counts[SUM_OP] == 1
+    assert counts["QuantizedMaxPool"] == 1  # the copy
+    assert counts["AddV2"] == counts["Relu"] == counts["Relu6"] == counts["Conv2D"] == 0
+
+
+def test_resnet_identity_block_chain_stays_int8():
+    def block(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, const(3, 3, 8, 8, scale=0.2), 1, "SAME"))
+        return tf.nn.relu(conv1x1(y, 8, 8) + x)
+    q = quantize_and_check(lambda x: block(block(tf.nn.relu(conv1x1(x, 8, 8)))), [6, 6, 8], tol=0.03)
+    counts = ops(q)
+    assert counts[SUM_OP] == 2 and counts["AddV2"] == 0
+    assert counts["QuantizeV2"] == 1 and counts["Dequantize"] == 1
+
+
+def test_sum_with_signed_summand_stays_float_and_correct():
+    # conv(x) + (x - 0.5): the summand can be negative, so the Add stays float.
+    q = quantize_and_check(lambda x: tf.nn.relu(conv1x1(x, 8, 8) + (x - 0.5)), [7, 7, 8])
+    assert ops(q)[SUM_OP] == 0 and ops(q)["AddV2"] == 1
+
+
+def test_signed_input_of_1x1_conv_is_int8_with_offset():
+    q = quantize_and_check(lambda x: tf.nn.relu6(conv1x1(x, 8, 16)), [7, 7, 8], low=-1.0)
+    counts = ops(q)
+    assert counts["QuantizedConv2DWithBiasAndReluAndRequantize"] == 1 and counts["Conv2D"] == 0
+    (quantize,) = [n for n in q.node if n.op == "QuantizeV2"]
+    assert quantize.attr["mode"].s == b"MIN_FIRST"
+
+
+def test_signed_input_of_padded_3x3_conv_stays_float():
+    # Zero padding would be read as the offset, so the offset cannot be undone in the bias.
+    q = quantize_and_check(lambda x: tf.nn.relu(tf.nn.conv2d(x, const(3, 3, 8, 8), 1, "SAME")),
+                           [7, 7, 8], low=-1.0)
+    assert ops(q)["Conv2D"] == 1
+
+
+def test_mobilenet_v2_block_without_relu_after_the_add():
+    def block(x):
+        y = tf.nn.relu6(conv1x1(x, 8, 24))
+        y = tf.nn.relu6(tf.nn.depthwise_conv2d(y, const(3, 3, 24, 1), [1, 1, 1, 1], "SAME"))
+        return x + conv1x1(y, 24, 8)  # linear bottleneck: signed, no activation
+    q = quantize_and_check(lambda x: block(block(x)), [6, 6, 8], low=-1.0, tol=0.03)
+    counts = ops(q)
+    assert counts["Conv2D"] == 0 and counts["DepthwiseConv2dNative"] == 0
+    assert counts["QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize"] == 2
+    assert counts["AddV2"] == 2  # the residual sums stay float, between Dequantize and QuantizeV2
