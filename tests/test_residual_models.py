@@ -9,7 +9,6 @@ import collections
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import quantize_graph as qg
 from quantize_graph.evaluate import predict

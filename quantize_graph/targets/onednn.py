@@ -29,7 +29,7 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, mak
                                         set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets import onednn_residual, onednn_signed_input
+from quantize_graph.targets import onednn_pad, onednn_residual, onednn_signed_input
 
 # A quantized tensor: its codes, the tensors holding its (min, max), its type, and the largest
 # magnitude M it represents (scale M/255 for quint8, M/127 for qint8).
@@ -286,6 +286,8 @@ class OneDnnLowering:
             return True
         if node.op in ("Concat", "ConcatV2"):
             return self._lower_concat(node)
+        if node.op == "Pad":
+            return onednn_pad.lower_pad(self, node)
         if node.op == "Reshape":
             x = self._input(node.input[0])
             if x is None:
