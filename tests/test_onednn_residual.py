@@ -101,8 +101,8 @@ def test_mobilenet_v2_block_without_relu_after_the_add():
     assert counts["AddV2"] == 2  # the residual sums stay float, between Dequantize and QuantizeV2
 
 
-def test_zero_pad_between_int8_ops_stays_int8():
-    # MobileNet-v2's stride-2 blocks: Relu6 -> Pad -> VALID depthwise conv.
+def test_zero_pad_before_valid_depthwise_becomes_same_padding():
+    # MobileNet-v2's stride-2 blocks: Relu6 -> Pad (0, 1) -> VALID depthwise conv, stride 2.
     def fn(x):
         y = tf.nn.relu6(conv1x1(x, 8, 8))
         y = tf.pad(y, [[0, 0], [0, 1], [0, 1], [0, 0]])
@@ -110,6 +110,17 @@ def test_zero_pad_between_int8_ops_stays_int8():
         return tf.nn.relu6(tf.nn.bias_add(y, const(8)))
     q = quantize_and_check(fn, [8, 8, 8])
     counts = ops(q)
-    assert counts["Pad"] == 1 and counts["QuantizeV2"] == 1 and counts["Dequantize"] == 1
-    (pad,) = [n for n in q.node if n.op == "Pad"]
-    assert pad.attr["T"].type == tf.quint8.as_datatype_enum
+    assert counts["Pad"] == 0 and counts["QuantizeV2"] == 1 and counts["Dequantize"] == 1
+    (dw,) = [n for n in q.node if n.op == "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize"]
+    assert dw.attr["padding"].s == b"SAME"
+
+
+def test_pad_unlike_same_padding_stays():
+    # (1, 1) before a 3x3 stride-2 VALID conv on 8x8 is not what SAME adds (0, 1).
+    def fn(x):
+        y = tf.nn.relu6(conv1x1(x, 8, 8))
+        y = tf.pad(y, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        y = tf.nn.depthwise_conv2d(y, const(3, 3, 8, 1), [1, 2, 2, 1], "VALID")
+        return tf.nn.relu6(tf.nn.bias_add(y, const(8)))
+    q = quantize_and_check(fn, [8, 8, 8])
+    assert ops(q)["Pad"] == 1

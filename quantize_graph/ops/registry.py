@@ -28,4 +28,4 @@ def handler(op):
 
 def _load_all():
     # Importing the modules fills HANDLERS; kept lazy so the registry has no import cycle.
-    from quantize_graph.ops import activation, add, bias_add, concat, conv, depthwise, matmul, pad, pool, reshape  # noqa: F401
+    from quantize_graph.ops import activation, add, bias_add, concat, conv, depthwise, matmul, pool, reshape  # noqa: F401

@@ -193,7 +193,13 @@ class OneDnnLowering:
         if head.op == "DepthwiseConv2dNative" and act is None:
             self._why = "no fused int8 depthwise conv without an activation"
             return False
-        x, offset = self._input(head.input[0]), 0.0
+        # A Pad before a VALID conv that equals SAME padding is folded into the conv.
+        folded = onednn_pad.folded_pad_input(self, head)
+        x = self._input(folded) if folded is not None else None
+        if x is None:
+            folded = None
+            x = self._input(head.input[0])
+        offset = 0.0
         if x is None:  # signed: codes with an offset, undone in the bias (1x1 / VALID convs)
             x, offset = onednn_signed_input.offset_input(self, head)
         if x is None:
@@ -238,6 +244,8 @@ class OneDnnLowering:
         for attr in ("strides", "padding", "dilations"):
             if attr in head.attr:
                 copy_attr(conv, attr, head.attr[attr])
+        if folded is not None:
+            set_attr_string(conv, "padding", b"SAME")
         self._replace(members)
         self._produce(last.name, conv, out_type, magnitude)
         return True
@@ -286,8 +294,6 @@ class OneDnnLowering:
             return True
         if node.op in ("Concat", "ConcatV2"):
             return self._lower_concat(node)
-        if node.op == "Pad":
-            return onednn_pad.lower_pad(self, node)
         if node.op == "Reshape":
             x = self._input(node.input[0])
             if x is None:
