@@ -49,13 +49,31 @@ def conv1x1(x, cin, cout):
 
 @pytest.mark.parametrize("activation", [tf.nn.relu, tf.nn.relu6])
 def test_conv_bias_sum_relu_is_one_fused_op(activation):
-    # The summand (the block input) is also read by the conv: it gets a private copy, since
-    # the fused op writes its result into the summand's buffer.
-    q = quantize_and_check(lambda x: activation(x + conv1x1(x, 8, 8)), [7, 7, 8])
+    def fn(x):
+        x = tf.nn.relu(conv1x1(x, 8, 8))
+        return activation(x + conv1x1(tf.nn.relu(conv1x1(x, 8, 8)), 8, 8))
+    q = quantize_and_check(fn, [7, 7, 8])
     counts = ops(q)
     assert counts[SUM_OP] == 1
-    assert counts["QuantizedMaxPool"] == 1  # the copy
+    # The summand's other reader is the conv that feeds the fused conv: it has run before
+    # the fused op overwrites the summand's buffer, so no copy (a ResNet identity block).
+    assert counts["QuantizedMaxPool"] == 0
     assert counts["AddV2"] == counts["Relu"] == counts["Relu6"] == counts["Conv2D"] == 0
+
+
+def test_summand_read_after_the_fused_conv_gets_a_copy():
+    # The block input is also an input of the concat, which may run after the fused conv.
+    def fn(x):
+        x = tf.nn.relu(conv1x1(x, 8, 8))
+        return tf.concat([tf.nn.relu(x + conv1x1(x, 8, 8)), x], axis=-1)
+    q = quantize_and_check(fn, [7, 7, 8])
+    counts = ops(q)
+    assert counts[SUM_OP] == 1 and counts["QuantizedMaxPool"] == 1  # the copy
+
+
+def test_fed_summand_read_by_the_fused_conv_itself_gets_a_copy():
+    q = quantize_and_check(lambda x: tf.nn.relu(x + conv1x1(x, 8, 8)), [7, 7, 8])
+    assert ops(q)[SUM_OP] == 1 and ops(q)["QuantizedMaxPool"] == 1
 
 
 def test_resnet_identity_block_chain_stays_int8():

@@ -4,9 +4,11 @@ QuantizedConv2DWithBiasSumAndReluAndRequantize.
 Facts (docs/onednn_notes.md, section 2): the op computes
 `relu(acc * s_x * s_w + bias + summand)` with a quint8 summand over its own range (0, M_s),
 requantized to a frozen quint8 output range: exact. The kernel writes its result into the
-summand's buffer in place, so the summand must be produced in-graph and read by nobody else;
-when the summand tensor has other readers (a ResNet block input is also read by the block's
-first conv) a copy is inserted (`QuantizedMaxPool` with a 1x1 window: a plain int8 copy).
+summand's buffer in place, so the summand must be produced in-graph and read by nobody that
+may run after the fused conv. Readers the conv depends on are safe (a ResNet identity block's
+input is read by the block's first conv, which the fused last conv waits for); for any other
+reader a copy is inserted (`QuantizedMaxPool` with a 1x1 window: a plain int8 copy; ~0.3 ms
+each at batch 1 on ResNet-50's 56x56x256 .. 7x7x2048 block inputs).
 
 Only the pattern whose Add is followed by Relu/Relu6 fuses (there is no stock int8 conv+sum
 without an activation that works: SignedSum saturates, see the notes), and only when the
@@ -20,8 +22,8 @@ from quantize_graph.graph.names import canonical_input, split_input
 ADD_OPS = ("Add", "AddV2")
 ACTIVATIONS = {"Relu": None, "Relu6": 6.0}
 SUM_OP = "QuantizedConv2DWithBiasSumAndReluAndRequantize"
-# Measured on ResNet-50 (docs/onednn_notes.md): the copy costs little; without it the in-place
-# write corrupts or crashes whenever another reader runs after the fused conv.
+# Without the copy the in-place write corrupts or crashes a reader that runs after the fused
+# conv (docs/onednn_notes.md). Switchable only to measure what the copies cost.
 COPY_SHARED_SUMMAND = True
 
 
@@ -32,6 +34,7 @@ def extend_with_residual(lowering, groups):
     index, quantized = lowering.index, lowering.decision.quantized
     order = {name: i for i, name in enumerate(index.topological_order())}
     lowering.summands = {}
+    lowering.groups_by_head = {}
     for head_name, members in groups.items():
         head = index.nodes[head_name]
         tail = index.nodes[members[-1]]
@@ -56,6 +59,18 @@ def extend_with_residual(lowering, groups):
             continue
         members.extend([add.name, act.name])
         lowering.summands[head_name] = summand
+        lowering.groups_by_head[head_name] = members
+
+
+def _ancestors(index, name):
+    seen, pending = set(), [name]
+    while pending:
+        for inp in index.nodes[pending.pop()].input:
+            src = split_input(inp)[0]
+            if src not in seen:
+                seen.add(src)
+                pending.append(src)
+    return seen
 
 
 def _nonnegative(lowering, tensor):
@@ -80,10 +95,15 @@ def summand_input(lowering, head_name):
     if q is None:
         return None
     name, port, _ = split_input(summand)
-    readers = lowering.index.data_consumers(name, port)
+    # Readers the conv depends on have finished before it runs and overwrites the buffer;
+    # any other reader (or a Dequantize for a float one) could see the sum instead.
+    head_ancestors = _ancestors(lowering.index, head_name)
+    add = lowering.index.nodes[lowering.groups_by_head[head_name][-2]]
+    others = [r for r, _ in lowering.index.data_consumers(name, port)
+              if r.name != add.name and r.name not in head_ancestors]
     # A fed summand is not produced in-graph (and --quantized_input may later feed its codes).
     fed = lowering.index.node(summand).op == "Placeholder"
-    if COPY_SHARED_SUMMAND and (len(readers) > 1 or fed):
+    if COPY_SHARED_SUMMAND and (others or fed):
         copy = lowering._emit("QuantizedMaxPool", summand.replace(":", "_") + "/eightbit_summand_copy",
                               [q.tensor, q.min, q.max], {"T": tf.quint8})
         copy.attr["ksize"].list.i.extend([1, 1, 1, 1])
