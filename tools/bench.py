@@ -1,7 +1,8 @@
-"""`make bench`: float vs eightbit (onednn) vs eightbit (reference) on generated Inception-v3.
+"""`make bench`: float vs eightbit (onednn) vs eightbit (reference) on generated Inception-v3,
+and float vs eightbit (onednn) on generated ResNet-50 and MobileNet-v2 (224x224).
 
 Batch 1 and 8, 2 threads, graphs interleaved in one process (benchmark_graph). The onednn
-graph is calibrated on the first 100 photos; top-1 agreement with float is measured on the
+graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
 200 photos after them. Writes docs/benchmarks.md.
 """
 import argparse
@@ -17,26 +18,30 @@ from quantize_graph.calibration_data import Preprocessing, load_calibration_inpu
 from quantize_graph.evaluate import predict  # noqa: E402
 from quantize_graph.preprocess import list_images, read_image  # noqa: E402
 from quantize_graph.tools.benchmark_graph import benchmark, machine_info  # noqa: E402
-from tests.model_cache import inception_v3_paths  # noqa: E402
+from tests.model_cache import inception_v3_paths, mobilenet_v2_path, resnet50_path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 PREPROCESSING = Preprocessing(299, 299, 127.5, 127.5, 0.875)
 
 
-def quantize(float_path, out_path, target, photos):
+RESIDUAL_MODELS = {"ResNet-50": resnet50_path, "MobileNet-v2": mobilenet_v2_path}
+RESIDUAL_PREPROCESSING = Preprocessing(224, 224, 127.5, 127.5, 0.875)
+
+
+def quantize(float_path, out_path, target, photos, preprocessing=PREPROCESSING):
     start = time.time()
     calibration = None
     if target == "onednn":
-        calibration = load_calibration_inputs(photos, ["input"], 100, PREPROCESSING)
+        calibration = load_calibration_inputs(photos, ["input"], 100, preprocessing)
     qg.quantize_file(float_path, out_path, ["softmax"], mode="eightbit", target=target,
                      calibration_inputs=calibration)
     return time.time() - start
 
 
-def agreement(float_path, quantized_path, photos):
+def agreement(float_path, quantized_path, photos, preprocessing=PREPROCESSING):
     files = list_images(photos)[100:300]
-    images = np.stack([read_image(f, *PREPROCESSING) for f in files])
+    images = np.stack([read_image(f, *preprocessing) for f in files])
     a = predict(qg.load_graph_def(float_path), "input", "softmax", images, batch=8)
     b = predict(qg.load_graph_def(quantized_path), "input", "softmax", images, batch=8)
     return float(np.mean(a.argmax(1) == b.argmax(1))), len(files)
@@ -63,6 +68,7 @@ def main():
     fast = benchmark(float_path, graphs["onednn"], batches=(1, 8), threads=2, runs=args.runs)
     slow = benchmark(float_path, graphs["reference"], batches=(1, 8), threads=2, runs=args.reference_runs)
     text = report(fast, slow, graphs, float_path, agree, count, seconds, args)
+    text += residual_report(args)
     with open(args.output, "w") as f:
         f.write(text)
     print(text)
@@ -95,6 +101,28 @@ def report(fast, slow, graphs, float_path, agree, count, seconds, args):
     lines += ["", "Runs: %d per graph (onednn pair), %d (reference pair), after 3 warm-up runs." % (
         args.runs, args.reference_runs), ""]
     return "\n".join(lines)
+
+
+def residual_report(args):
+    """Float vs onednn on the generated ResNet-50 and MobileNet-v2 (a markdown section)."""
+    lines = ["## Residual networks (onednn)", "",
+             "Generated ResNet-50 and MobileNet-v2 (tools/make_resnet50.py, make_mobilenet_v2.py), "
+             "224x224, calibrated on 100 photos; agreement on the next 200. Median (min-max) ms:", "",
+             "| model | agreement | batch | float | eightbit onednn | float / onednn |",
+             "|---|---|---|---|---|---|"]
+    for name, path_of in RESIDUAL_MODELS.items():
+        float_path = path_of(224)
+        quantized = float_path.replace(".pb", "_onednn.pb")
+        quantize(float_path, quantized, "onednn", args.photos, RESIDUAL_PREPROCESSING)
+        agree, count = agreement(float_path, quantized, args.photos, RESIDUAL_PREPROCESSING)
+        result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
+        for batch in (1, 8):
+            r = row(result, batch)
+            lines.append("| %s | %.1f%% of %d | %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** |" % (
+                name, 100 * agree, count, batch, r["A"]["median_ms"], r["A"]["min_ms"], r["A"]["max_ms"],
+                r["B"]["median_ms"], r["B"]["min_ms"], r["B"]["max_ms"], r["ratio"]))
+        print("%s done" % name, flush=True)
+    return "\n".join(lines + [""])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ level (the middle two rows while the quantizer itself was changing, so roughly):
   runs with oneDNN). Pooled-feature error: 1.2% of their spread; one gray level of noise
   moves mixed10 by 0.08%.
 
+The recipe is shared with the ResNet-50 and MobileNet-v2 generators (tools/keras_generator.py).
 So each conv's kernel is matched to the statistics of its actual input (`input_transform`):
 its input channels are read through C (C + t I)^-1, C their covariance over the photos and t
 half its mean eigenvalue, a Wiener filter keeping the directions the photos vary along and
@@ -69,57 +70,39 @@ import argparse
 import collections
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 import keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_generator  # noqa: E402  (photos, calibration, checks, writing: shared)
+from keras_generator import (calibrate_body, calibrate_classifier, check_close,  # noqa: E402,F401
+                             check_not_degenerate, find_photos, keep_ancestors, open_session,
+                             write_graph_def)
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2
 from tensorflow.python.framework import op_def_registry
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 IMAGE_SIZE = 299
-INPUT_NAME = "input"
-OUTPUT_NAME = "softmax"
-LOGIT_STD = 3.0  # spread of a trained ImageNet classifier's logits over the classes
-BN_OFFSET = 0.5  # every batch norm's beta: ReLUs pass ~70% of their inputs
-NOISE_FLOOR = 0.5  # input_transform's t, relative to the mean eigenvalue of the input covariance
-MAX_COVARIANCE_ROWS = 50000  # sampled positions per input covariance
-CLASSIFIER_RANK = 8  # principal directions of the pooled features the classifier reads
+INPUT_NAME = keras_generator.INPUT_NAME
+OUTPUT_NAME = keras_generator.OUTPUT_NAME
 LEGACY_INPUT_NAME = "DecodeJpeg/contents"
 LEGACY_FLOAT_INPUT_NAME = "Mul"
 # The last GraphDef version that still accepts BatchNormWithGlobalNormalization.
 LEGACY_PRODUCER_VERSION = 8
-TOLERANCE = 1e-4
-PHOTO_EXTENSIONS = (".jpg", ".jpeg")
+TOLERANCE = keras_generator.TOLERANCE
+_inbound_layers = keras_generator.inbound_layers
+_check_close = check_close
 
 
 # ---------------------------------------------------------------------------------------------
 # Photos
 
-def find_photos(photos_dir, num_photos):
-    """The first `num_photos` JPEG files under `photos_dir` (recursively), in sorted path order."""
-    paths = []
-    for root, _, files in os.walk(photos_dir):
-        paths.extend(os.path.join(root, f) for f in files if f.lower().endswith(PHOTO_EXTENSIONS))
-    if not paths:
-        raise ValueError("no JPEG photos found under '%s'" % photos_dir)
-    return sorted(paths)[:num_photos]
-
-
-def preprocess(image_bytes):
-    """Decode, central crop 0.875, bilinear resize to 299x299, scale to [-1, 1]."""
-    # decode_image, not decode_jpeg: a few ImageNet ".JPEG" files are really PNG.
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = tf.image.central_crop(image, 0.875)
-    image = tf.image.resize(image, [IMAGE_SIZE, IMAGE_SIZE], method="bilinear")
-    return (image - 127.5) / 127.5
-
-
 def load_photos(paths):
-    """A float32 [N, 299, 299, 3] batch of preprocessed photos."""
-    return np.stack([preprocess(tf.io.read_file(p)).numpy() for p in paths])
+    """A float32 [N, 299, 299, 3] batch of preprocessed photos (see keras_generator.preprocess)."""
+    return keras_generator.load_photos(paths, IMAGE_SIZE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,114 +119,6 @@ def build_model(seed, images):
     model = keras.applications.InceptionV3(weights=None)
     features = calibrate_body(model, images, seed=seed)
     return model, calibrate_classifier(model, features)
-
-
-def input_transform(inputs, noise_floor=NOISE_FLOOR):
-    """C (C + t I)^-1 for the channel covariance C of `inputs` [rows, channels], with t =
-    `noise_floor` times the mean eigenvalue of C.
-
-    Applied to a conv's input channels it weights each eigendirection of its input by
-    lambda / (lambda + t) (a Wiener filter): directions the photos really vary along pass
-    nearly unchanged, the near-empty ones, where only noise and the ReLUs' small distortions
-    live, are suppressed.
-    """
-    x = inputs - inputs.mean(axis=0)
-    cov = (x.T @ x).astype(np.float64) / len(x)
-    floor = noise_floor * np.trace(cov) / len(cov)
-    return np.linalg.solve(cov + floor * np.eye(len(cov)), cov)  # symmetric: they commute
-
-
-def match_kernel(kernel, transform):
-    """`kernel` [kh, kw, in, out] reading its input channels through `transform` [in, in]."""
-    kh, kw, cin, cout = kernel.shape
-    taps = kernel.reshape(kh * kw, cin, cout).astype(np.float64)
-    return np.matmul(transform, taps).reshape(kernel.shape).astype(np.float32)
-
-
-def calibrate_body(model, images, offset=BN_OFFSET, noise_floor=NOISE_FLOOR, seed=0):
-    """Calibrates every conv and batch norm on `images`; returns the pooled features [N, 2048].
-
-    One training-mode pass, layer by layer in topological order: every batch-norm offset
-    (beta) is set to `offset`; each conv's kernel is first matched to the statistics of its
-    actual input (`input_transform` of at most MAX_COVARIANCE_ROWS sampled positions), then with
-    momentum 0 each batch norm's moving mean/variance become the statistics of the batch,
-    layer by layer, each seeing inputs already calibrated by the layers before it.
-    """
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-            layer.beta.assign(np.full(layer.beta.shape, offset, np.float32))
-    readers = collections.Counter(i for layer in model.layers[1:] for i in _inbound_layers(layer))
-    outputs = {model.layers[0]: tf.constant(images)}
-    transforms = {}  # input layer -> input_transform, shared by the convs reading it
-    for layer in model.layers[1:]:
-        inputs = [outputs[i] for i in _inbound_layers(layer)]
-        if isinstance(layer, keras.layers.Conv2D):
-            (source,) = _inbound_layers(layer)
-            if source not in transforms:
-                rows = inputs[0].numpy().reshape(-1, inputs[0].shape[-1])
-                if len(rows) > MAX_COVARIANCE_ROWS:
-                    rows = rows[np.sort(rng.choice(len(rows), MAX_COVARIANCE_ROWS, replace=False))]
-                transforms[source] = input_transform(rows, noise_floor)
-            layer.kernel.assign(match_kernel(layer.kernel.numpy(), transforms[source]))
-        if isinstance(layer, keras.layers.BatchNormalization):
-            result = layer(inputs[0], training=True)
-        elif isinstance(layer, keras.layers.Concatenate):
-            result = layer(inputs)
-        elif isinstance(layer, keras.layers.Dense):
-            return inputs[0].numpy()  # the classifier is calibrated separately
-        else:
-            result = layer(inputs[0])
-        outputs[layer] = result
-        for i in _inbound_layers(layer):
-            readers[i] -= 1
-            if readers[i] == 0:
-                del outputs[i]
-                transforms.pop(i, None)
-    raise RuntimeError("InceptionV3 has no Dense classifier")
-
-
-def calibrate_classifier(model, features, rank=CLASSIFIER_RANK, logit_std=LOGIT_STD):
-    """Makes the random classifier read the pooled features as a trained one does; returns
-    the softmax of `features`.
-
-    The random kernel is projected onto the `rank` principal directions of the photos'
-    pooled features (the directions they differ along; a trained classifier separates
-    classes along those, not along directions every photo shares), the features are centred
-    (the bias), and the logits are scaled to a trained net's spread over the classes.
-    """
-    dense = model.layers[-1]
-    mean = features.mean(axis=0)
-    _, _, directions = np.linalg.svd(features - mean, full_matrices=False)
-    basis = directions[:rank].T  # [2048, rank]
-    kernel, _ = dense.get_weights()
-    kernel = basis @ (basis.T @ kernel)
-    bias = -mean @ kernel
-    logits = features @ kernel + bias
-    scale = logit_std / logits.std(axis=1).mean()
-    dense.set_weights([(kernel * scale).astype(np.float32), (bias * scale).astype(np.float32)])
-    logits = (logits * scale).astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def check_not_degenerate(train_probs, probs):
-    """Fails unless inference-mode `probs` (of the first photos) look like a working net.
-
-    `train_probs` is the calibration pass over all photos: with calibrated statistics,
-    inference on any of those photos must reproduce its row.
-    """
-    if not np.all(np.isfinite(train_probs)):
-        raise RuntimeError("calibrated model produces non-finite outputs")
-    if np.max(np.abs(probs - train_probs[:len(probs)])) > TOLERANCE:
-        raise RuntimeError("batch-norm calibration did not take: inference != training outputs")
-    if np.min(np.max(train_probs, axis=1) / np.min(train_probs, axis=1)) < 1.5:
-        raise RuntimeError("softmax is (nearly) uniform: activations collapsed")
-    if np.max(train_probs) > 0.999:
-        raise RuntimeError("softmax saturates: activations exploded")
-    if len(set(np.argmax(train_probs, axis=1))) < len(train_probs) / 4:
-        raise RuntimeError("most photos get the same top class: features collapsed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,29 +143,10 @@ def freeze_modern(model):
     return keep_ancestors(graph_def, OUTPUT_NAME)
 
 
-def keep_ancestors(graph_def, output_name):
-    """Drops every node `output_name` does not depend on (the trailing Identity, its NoOp)."""
-    nodes = {n.name: n for n in graph_def.node}
-    keep, pending = set(), [output_name]
-    while pending:
-        name = pending.pop()
-        if name not in keep:
-            keep.add(name)
-            pending.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
-    result = graph_pb2.GraphDef()
-    result.versions.CopyFrom(graph_def.versions)
-    result.node.extend(n for n in graph_def.node if n.name in keep)
-    return result
-
-
 # ---------------------------------------------------------------------------------------------
 # Legacy form: the 2015 classify_image_graph_def.pb vocabulary, NodeDef by NodeDef
 
 UNIT_LAYERS = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
-
-
-def _inbound_layers(layer):
-    return [t._keras_history.operation for t in layer._inbound_nodes[0].input_tensors]
 
 
 class _LegacyNamer:
@@ -519,14 +375,6 @@ def build_legacy(model):
 # ---------------------------------------------------------------------------------------------
 # Verification
 
-def open_session(graph_def):
-    """A v1 Session on a fresh Graph holding `graph_def`."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-    return tf.compat.v1.Session(graph=graph)
-
-
 def predict(session, images, legacy=False):
     """Softmax for preprocessed images; the legacy graph takes them one at a time at `Mul:0`."""
     if not legacy:
@@ -534,13 +382,6 @@ def predict(session, images, legacy=False):
     feed = LEGACY_FLOAT_INPUT_NAME + ":0"
     return np.concatenate([session.run(OUTPUT_NAME + ":0", {feed: image[None]})
                            for image in images])
-
-
-def _check_close(name, actual, expected):
-    diff = float(np.max(np.abs(actual - expected)))
-    if diff >= TOLERANCE:
-        raise RuntimeError("%s differs by %g (tolerance %g)" % (name, diff, TOLERANCE))
-    return diff
 
 
 def verify_modern(graph_def, images, expected):
@@ -565,23 +406,6 @@ def verify_legacy(graph_def, images, expected, jpeg_path):
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-def write_graph_def(graph_def, path):
-    """Writes atomically: a temporary file beside `path`, then os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pb", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Deterministic map order: the same graph always gives the same bytes.
-            f.write(graph_def.SerializeToString(deterministic=True))
-        os.chmod(tmp, 0o644)  # mkstemp creates it private
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
 
 def _write(path, graph_def, start, diff, verbose):
     write_graph_def(graph_def, path)

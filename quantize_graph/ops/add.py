@@ -1,5 +1,7 @@
-"""Add / AddV2: a residual add is quantized only when the kernels target fuses it, as the
-summand, into the conv (+ BiasAdd) that produces one of its inputs."""
+"""Add / AddV2 (residual connections): quantized only when fused, as the summand, into the conv
+(+ BiasAdd) that produces one operand. onednn: QuantizedConv2DWithBiasSumAndReluAndRequantize
+(see targets/onednn_residual.py); kernels: QgQuantizedConv2D's summand input
+(targets/kernels.py). An Add that cannot be fused stays float."""
 from quantize_graph.ops.common import is_float
 from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
 
@@ -10,4 +12,4 @@ def supports_add(node):
     return True, ""
 
 
-register(["Add", "AddV2"], supports_add, kernels=FUSED_INTO_PRODUCER)
+register(["Add", "AddV2"], supports_add, onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

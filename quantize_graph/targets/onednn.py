@@ -29,6 +29,7 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, mak
                                         set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
+from quantize_graph.targets import onednn_pad, onednn_residual, onednn_signed_input
 
 # A quantized tensor: its codes, the tensors holding its (min, max), its type, and the largest
 # magnitude M it represents (scale M/255 for quint8, M/127 for qint8).
@@ -103,6 +104,7 @@ class OneDnnLowering:
             if nxt is not None and nxt.op in ACTIVATIONS:
                 members.append(nxt.name)
             groups[name] = members
+        onednn_residual.extend_with_residual(self, groups)  # + Add(summand) + Relu
         return groups
 
     def _sole_reader(self, node):
@@ -207,7 +209,15 @@ class OneDnnLowering:
             self._why = ("no activation and only float ops read it: its qint8 result (127 levels "
                          "over +-max, e.g. logits) would only lose precision")
             return False
-        x = self._input(head.input[0])
+        # A Pad before a VALID conv that equals SAME padding is folded into the conv.
+        folded = onednn_pad.folded_pad_input(self, head)
+        x = self._input(folded) if folded is not None else None
+        if x is None:
+            folded = None
+            x = self._input(head.input[0])
+        offset = 0.0
+        if x is None:  # signed: codes with an offset, undone in the bias (1x1 / VALID convs)
+            x, offset = onednn_signed_input.offset_input(self, head)
         if x is None:
             self._why = "its input can be negative (quint8 holds no negatives)"
             return False
@@ -224,6 +234,8 @@ class OneDnnLowering:
             return self._lower_matmul(head, last, act, x, weights, bias, base, members)
         q_w, w_max = _quantize_conv_weights(weights, head.op)
         filt = self._const(base + "_weights", q_w, tf.qint8)
+        if offset:
+            bias = bias + onednn_signed_input.offset_bias(q_w, w_max, offset)
         if act is not None:
             magnitude = self._output_magnitude(last.name, ACTIVATIONS[act.op])
             out_type, lo = tf.quint8, 0.0
@@ -233,14 +245,24 @@ class OneDnnLowering:
             magnitude = self._output_magnitude(last.name)
             out_type, lo = tf.qint8, -magnitude
             op = "QuantizedConv2DWithBiasAndRequantize"
+        summand = onednn_residual.sum_inputs(self, head, members)
+        if summand is None:
+            self._why = "the residual summand can be negative (quint8 holds no negatives)"
+            return False
+        if summand:
+            op = onednn_residual.SUM_OP
         inputs = [x.tensor, filt, self._const(base + "_bias", bias), x.min, x.max,
                   self._const(base + "_min_filter", -w_max), self._const(base + "_max_filter", w_max),
                   self._const(base + "_min_output", lo), self._const(base + "_max_output", magnitude)]
-        conv = self._emit(op, base, inputs, {"Tinput": tf.quint8, "Tfilter": tf.qint8,
-                                             "Tbias": tf.float32, "out_type": out_type})
+        conv = self._emit(op, base, inputs + summand, {"Tinput": tf.quint8, "Tfilter": tf.qint8,
+                                                       "Tbias": tf.float32, "out_type": out_type})
+        if summand:
+            set_attr_dtype(conv, "Tsummand", tf.quint8)
         for attr in ("strides", "padding", "dilations"):
             if attr in head.attr:
                 copy_attr(conv, attr, head.attr[attr])
+        if folded is not None:
+            set_attr_string(conv, "padding", b"SAME")
         self._replace(members)
         self._produce(last.name, conv, out_type, magnitude)
         return True

@@ -1,0 +1,63 @@
+"""Signed inputs to convolutions whose windows never reach padding (1x1, or VALID), in the
+onednn target.
+
+The fused int8 convs take quint8 input with zero at code 0, so a tensor that calibration
+saw negative (MobileNet-v2's linear bottlenecks and residual sums, read by the next 1x1
+expand conv) would keep its reader float. Instead it is quantized with an offset:
+`QuantizeV2(MIN_FIRST)` over the calibrated [lo, hi] gives codes u = round((x - lo) * 255 /
+(hi - lo)) (measured exact and rewritten to oneDNN; docs/onednn_notes.md), the conv is told
+its input range is [0, hi - lo], so it computes conv(x - lo), and since no window reads
+padding, conv(x) = conv(x - lo) + lo * sum of each output channel's weights: that constant
+goes into the bias, computed from the quantized weights so it cancels exactly.
+"""
+import collections
+
+import numpy as np
+import tensorflow as tf
+
+from quantize_graph.graph.names import canonical_input, tensor_name
+from quantize_graph.graph.nodes import set_attr_string
+
+# A Quantized (onednn.py) whose codes q mean q * magnitude / 255 + offset_lo.
+OffsetQuantized = collections.namedtuple(
+    "OffsetQuantized", ["tensor", "min", "max", "dtype", "magnitude", "offset_lo"])
+
+
+def offset_input(lowering, head):
+    """(Quantized with offset codes, lo) for the signed input of `head`, or (None, 0.0) when
+    it cannot be used (not a Conv2D whose windows avoid padding, or no range)."""
+    if head.op != "Conv2D" or not _no_padding(lowering, head):
+        return None, 0.0
+    key = canonical_input(head.input[0])
+    memo = key + "@offset"
+    if memo in lowering.quantized:
+        q = lowering.quantized[memo]
+        return q, float(q.offset_lo)
+    # A qint8 result (conv without activation) is requantized from its float form (the
+    # Dequantize named like it): the fused convs take no qint8 input that is exact.
+    rng = lowering.ranges.get(key, lowering.fallback_range)
+    if rng is None or not rng[1] > rng[0]:
+        return None, 0.0
+    lo, hi = float(rng[0]), float(rng[1])
+    base = key.replace(":", "_") + "/eightbit_offset"
+    q = lowering._emit("QuantizeV2", base + "_quantize",
+                       [head.input[0], lowering._const(base + "_min", lo),
+                        lowering._const(base + "_max", hi)], {"T": tf.quint8})
+    set_attr_string(q, "mode", b"MIN_FIRST")
+    result = OffsetQuantized(tensor_name(q.name, 0), lowering._const(base + "_range_min", 0.0),
+                             lowering._const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
+    lowering.quantized[memo] = result
+    return result, lo
+
+
+def offset_bias(codes, w_max, lo):
+    """lo * sum over taps and input channels of the dequantized weights, per output channel."""
+    scale = w_max.astype(np.float64) / 127.0
+    return (lo * codes.astype(np.float64).sum(axis=(0, 1, 2)) * scale).astype(np.float32)
+
+
+def _no_padding(lowering, head):
+    if head.attr["padding"].s == b"VALID":
+        return True
+    kernel = lowering.index.node(head.input[1]).attr["value"].tensor.tensor_shape.dim
+    return len(kernel) == 4 and kernel[0].size == 1 and kernel[1].size == 1
