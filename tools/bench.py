@@ -1,8 +1,8 @@
-"""`make bench`: float vs eightbit (onednn) vs eightbit (reference) on generated Inception-v3,
+"""`make bench`: float vs eightbit (onednn, kernels, reference) on generated Inception-v3,
 and float vs eightbit (onednn) on generated ResNet-50 and MobileNet-v2 (224x224).
 
-Batch 1 and 8, 2 threads, graphs interleaved in one process (benchmark_graph). The onednn
-graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
+Batch 1 and 8, 2 threads, graphs interleaved in one process (benchmark_graph). The onednn and
+kernels graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
 200 photos after them. Writes docs/benchmarks.md.
 """
 import argparse
@@ -32,7 +32,7 @@ RESIDUAL_PREPROCESSING = Preprocessing(224, 224, 127.5, 127.5, 0.875)
 def quantize(float_path, out_path, target, photos, preprocessing=PREPROCESSING):
     start = time.time()
     calibration = None
-    if target == "onednn":
+    if target in ("onednn", "kernels"):
         calibration = load_calibration_inputs(photos, ["input"], 100, preprocessing)
     qg.quantize_file(float_path, out_path, ["softmax"], mode="eightbit", target=target,
                      calibration_inputs=calibration)
@@ -68,6 +68,7 @@ def main():
     fast = benchmark(float_path, graphs["onednn"], batches=(1, 8), threads=2, runs=args.runs)
     slow = benchmark(float_path, graphs["reference"], batches=(1, 8), threads=2, runs=args.reference_runs)
     text = report(fast, slow, graphs, float_path, agree, count, seconds, args)
+    text += kernels_report(float_path, slow, args)
     text += residual_report(args)
     with open(args.output, "w") as f:
         f.write(text)
@@ -101,6 +102,28 @@ def report(fast, slow, graphs, float_path, agree, count, seconds, args):
     lines += ["", "Runs: %d per graph (onednn pair), %d (reference pair), after 3 warm-up runs." % (
         args.runs, args.reference_runs), ""]
     return "\n".join(lines)
+
+
+def kernels_report(float_path, reference_result, args):
+    """Float vs --target=kernels (our Qg op library) on Inception-v3 (a markdown section)."""
+    quantized = os.path.join(os.path.dirname(float_path), "inception_v3_kernels.pb")
+    seconds = quantize(float_path, quantized, "kernels", args.photos)
+    agree, count = agreement(float_path, quantized, args.photos)
+    result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
+    lines = ["## Our op library (--target=kernels)", "",
+             "Generated Inception-v3, calibrated on 100 photos (quantized in %.0f s), file %.1f%% of "
+             "float; top-1 agreement with float %.1f%% on the next %d photos. Median (min-max) ms; "
+             "the reference column comes from the reference pair above (another interleaved run):"
+             % (seconds, 100 * os.path.getsize(quantized) / os.path.getsize(float_path), 100 * agree, count), "",
+             "| batch | float | eightbit kernels | float / kernels | reference / kernels |",
+             "|---|---|---|---|---|"]
+    for batch in (1, 8):
+        r, ref = row(result, batch), row(reference_result, batch)
+        lines.append("| %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** | %.1fx |" % (
+            batch, r["A"]["median_ms"], r["A"]["min_ms"], r["A"]["max_ms"], r["B"]["median_ms"],
+            r["B"]["min_ms"], r["B"]["max_ms"], r["ratio"], ref["B"]["median_ms"] / r["B"]["median_ms"]))
+    print("kernels done", flush=True)
+    return "\n".join(lines + ["", ""])
 
 
 def residual_report(args):
