@@ -100,7 +100,7 @@ def report(fast, slow, graphs, float_path, agree, count, seconds, args):
             a["B"]["median_ms"], a["B"]["min_ms"], a["B"]["max_ms"], a["ratio"],
             b["A"]["median_ms"], b["B"]["median_ms"], b["B"]["min_ms"], b["B"]["max_ms"], b["ratio"]))
     lines += ["", "Runs: %d per graph (onednn pair), %d (reference pair), after 3 warm-up runs." % (
-        args.runs, args.reference_runs), ""]
+        args.runs, args.reference_runs), "", ""]
     return "\n".join(lines)
 
 
