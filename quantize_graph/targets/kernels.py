@@ -13,13 +13,12 @@ A MatMul that only float ops read returns float (logits keep full precision).
 import numpy as np
 import tensorflow as tf
 
-from quantize_graph.graph.edit import graph_with_nodes
 from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set_attr_dtype,
                                         set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets.onednn import ACTIVATIONS, HEADS, OneDnnLowering, Quantized
+from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized
 
 ADDS = ("Add", "AddV2")
 QG_OPS_PREFIX = "Qg"
@@ -51,47 +50,27 @@ def quantize_weights(weights, axis):
 
 class KernelsLowering(OneDnnLowering):
 
-    def lower(self):
-        # A group is lowered where its last member sits in topological order, so a residual
-        # summand produced by another branch is already 8-bit when its Add is fused.
-        groups = self._fusion_groups()
-        absorbed = {n for g in groups.values() for n in g[1:]}
-        at_last = {g[-1]: g for g in groups.values()}
-        for name in self.index.topological_order():
-            group = at_last.get(name)
-            if group is None and (name in absorbed or name in groups or name not in self.decision.quantized):
-                continue
-            ok = self._lower_group(group) if group else self._lower_single(self.index.nodes[name])
-            if not ok:
-                for member in group or [name]:
-                    self._keep_float(member, self._why or "no quantized form here")
-        for name in absorbed:
-            if name not in self.replaced:
-                self._keep_float(name, "not fused into a quantized conv/matmul")
-        self._dequantize_outputs()
-        kept = [n for n in self.graph_def.node if n.name not in self.replaced]
-        return graph_with_nodes(self.graph_def, kept + self.new_nodes)
+    def _anchor(self, group):
+        # At its last member, so a residual summand produced by another branch is already
+        # 8-bit when its Add is fused.
+        return group[-1]
 
     # ---- fusion: conv [+ BiasAdd] [+ residual Add] [+ Relu/Relu6] ---------------------------
 
-    def _fusion_groups(self):
-        groups = {}
-        for name in self.decision.quantized:
-            node = self.index.nodes[name]
-            if node.op not in HEADS or not self._is_const(node.input[1]):
+    def _extend_groups(self, groups):
+        """conv [+ BiasAdd] groups that end in an Add's operand take the Add (the other operand
+        becomes the summand) and the Relu/Relu6 after it."""
+        for head_name, members in groups.items():
+            head, tail = self.index.nodes[head_name], self.index.nodes[members[-1]]
+            if head.op != "Conv2D" or tail.op in ACTIVATIONS:
                 continue
-            members, tail = [name], node
-            nxt = self._sole_reader(tail)
-            if nxt is not None and nxt.op in ("BiasAdd", "BiasAddV1") and self._is_const(nxt.input[1]):
-                members.append(nxt.name)
-                tail, nxt = nxt, self._reader_of(nxt)
-            if node.op == "Conv2D" and nxt is not None and nxt.op in ADDS and self._summand_of(nxt, tail):
-                members.append(nxt.name)
-                tail, nxt = nxt, self._sole_reader(nxt)
-            if nxt is not None and nxt.op in ACTIVATIONS:
-                members.append(nxt.name)
-            groups[name] = members
-        return groups
+            add = self._reader_of(tail)
+            if add is None or add.op not in ADDS or not self._summand_of(add, tail):
+                continue
+            members.append(add.name)
+            act = self._sole_reader(add)
+            if act is not None and act.op in ACTIVATIONS:
+                members.append(act.name)
 
     def _reader_of(self, node):
         """The one quantized reader of `node` (at any input position: an Add may read it second)."""

@@ -64,13 +64,15 @@ class OneDnnLowering:
     def lower(self):
         groups = self._fusion_groups()
         absorbed = {n for g in groups.values() for n in g[1:]}
+        anchors = {self._anchor(g): g for g in groups.values()}
         for name in self.index.topological_order():
-            if name in absorbed or name not in self.decision.quantized:
+            group = anchors.get(name)
+            if group is None and (name in absorbed or name in groups
+                                  or name not in self.decision.quantized):
                 continue
-            node = self.index.nodes[name]
-            ok = self._lower_group(groups[name]) if name in groups else self._lower_single(node)
+            ok = self._lower_group(group) if group else self._lower_single(self.index.nodes[name])
             if not ok:
-                for member in groups.get(name, [name]):
+                for member in group or [name]:
                     self._keep_float(member, self._why or "an input can be negative")
         for name in absorbed:
             if name not in self.replaced:
@@ -80,6 +82,10 @@ class OneDnnLowering:
         return graph_with_nodes(self.graph_def, kept + self.new_nodes)
 
     _why = None
+
+    def _anchor(self, group):
+        """The member at whose place in topological order a fused group is lowered."""
+        return group[0]
 
     def _keep_float(self, name, why):
         if name in self.decision.quantized:
@@ -104,8 +110,11 @@ class OneDnnLowering:
             if nxt is not None and nxt.op in ACTIVATIONS:
                 members.append(nxt.name)
             groups[name] = members
-        onednn_residual.extend_with_residual(self, groups)  # + Add(summand) + Relu
+        self._extend_groups(groups)
         return groups
+
+    def _extend_groups(self, groups):
+        onednn_residual.extend_with_residual(self, groups)  # + Add(summand) + Relu
 
     def _sole_reader(self, node):
         readers = self.index.consumers.get(node.name, [])
