@@ -63,3 +63,25 @@ def test_runs_close_to_float():
     [want] = run_graph(graph_def, ["logits:0"], {"input:0": x})
     [got] = run_graph(q, ["logits:0"], {"input:0": x})
     assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_an_add_of_two_conv_branches_is_fused_once():
+    """A projection shortcut: Add(conv_a + bias, conv_b + bias) + Relu. One branch takes the
+    Add as its summand; the other is lowered alone and feeds it."""
+    import tensorflow as tf
+    rng = np.random.default_rng(3)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 12, 12, 3], name="input")
+        branches = []
+        for i in range(2):
+            w = tf.constant(rng.normal(0, .3, [1 + 2 * i, 1 + 2 * i, 3, 4]).astype(np.float32))
+            b = tf.constant(rng.normal(0, .1, 4).astype(np.float32))
+            branches.append(tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME"), b))
+        tf.nn.relu(tf.add(branches[0], branches[1]), name="out")
+    options = Options(target="kernels", calibration_inputs={"input": _calibration()})
+    q, report = run_pipeline(g.as_graph_def(), ["out"], options, ["input"])
+    convs = [n for n in q.node if n.op == "QgQuantizedConv2D"]
+    assert len(convs) == 2 and sorted(n.attr["num_summand"].i for n in convs) == [0, 1]
+    assert not {"Add", "BiasAdd", "Conv2D", "Relu"} & {n.op for n in q.node}
+    assert report.stayed_float == {}

@@ -59,14 +59,18 @@ class KernelsLowering(OneDnnLowering):
 
     def _extend_groups(self, groups):
         """conv [+ BiasAdd] groups that end in an Add's operand take the Add (the other operand
-        becomes the summand) and the Relu/Relu6 after it."""
-        for head_name, members in groups.items():
+        becomes the summand) and the Relu/Relu6 after it. An Add of two such groups (a
+        projection shortcut) goes to the first; the other is lowered alone, as the summand."""
+        claimed = set()
+        for head_name in sorted(groups):   # sorted: the same graph always fuses the same way
+            members = groups[head_name]
             head, tail = self.index.nodes[head_name], self.index.nodes[members[-1]]
             if head.op != "Conv2D" or tail.op in ACTIVATIONS:
                 continue
             add = self._reader_of(tail)
-            if add is None or add.op not in ADDS or not self._summand_of(add, tail):
+            if add is None or add.op not in ADDS or add.name in claimed or not self._summand_of(add, tail):
                 continue
+            claimed.add(add.name)
             members.append(add.name)
             act = self._sole_reader(add)
             if act is not None and act.op in ACTIVATIONS:
