@@ -88,6 +88,16 @@ inline ::tensorflow::Status RangeInput(::tensorflow::OpKernelContext* ctx, int m
   return MakeRange(ctx->op_kernel().type_string(), min_name, max_name, mn, mx, r);
 }
 
+// Outputs 1 and 2 (output_min, output_max): the range the op's 8-bit output really uses.
+inline ::tensorflow::Status EchoRange(::tensorflow::OpKernelContext* ctx, const Range& r) {
+  ::tensorflow::Tensor* t = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(1, ::tensorflow::TensorShape({}), &t));
+  t->scalar<float>()() = r.min;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(2, ::tensorflow::TensorShape({}), &t));
+  t->scalar<float>()() = r.max;
+  return ::tensorflow::OkStatus();
+}
+
 // A per-channel float vector (filter_scale, bias): rank 1, length `channels`, finite.
 inline ::tensorflow::Status ChannelVector(::tensorflow::OpKernelContext* ctx, int index,
                                           const char* name, int64_t channels,

@@ -137,12 +137,7 @@ class FusedBase : public OpKernel {
                            rs.zero_point, args->out.scale);
     }
     QG_REQUIRES_OK(ctx, false, ctx->allocate_output(0, shape, &args->output));
-    Tensor* tmin = nullptr;
-    Tensor* tmax = nullptr;
-    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
-    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
-    tmin->scalar<float>()() = args->out.min;
-    tmax->scalar<float>()() = args->out.max;
+    QG_REQUIRES_OK(ctx, false, EchoRange(ctx, args->out));
     return true;
   }
 

@@ -17,16 +17,6 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
 
-bool EchoRange(OpKernelContext* ctx, const Range& r) {
-  Tensor* tmin = nullptr;
-  Tensor* tmax = nullptr;
-  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
-  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
-  tmin->scalar<float>()() = r.min;
-  tmax->scalar<float>()() = r.max;
-  return true;
-}
-
 template <bool kMax>
 class QgPoolOp : public OpKernel {
  public:
@@ -55,7 +45,7 @@ class QgPoolOp : public OpKernel {
     OutSize(w, kw_, sw_, 1, same_, &ow, &pw);
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, oh, ow, c}), &out));
-    if (!EchoRange(ctx, r)) return;
+    OP_REQUIRES_OK(ctx, EchoRange(ctx, r));
     const int64_t rows = n * oh * ow;
     if (rows == 0 || c == 0) return;
     const uint8_t* x = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
@@ -168,12 +158,7 @@ class QgQuantizedConcatOp : public OpKernel {
     out_shape.set_dim(axis, total);
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
-    Tensor* tmin = nullptr;
-    Tensor* tmax = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({}), &tmin));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({}), &tmax));
-    tmin->scalar<float>()() = out_range.min;
-    tmax->scalar<float>()() = out_range.max;
+    OP_REQUIRES_OK(ctx, EchoRange(ctx, out_range));
     if (out_shape.num_elements() == 0) return;
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; ++d) outer *= out_shape.dim_size(d);

@@ -22,16 +22,6 @@ void ParallelElements(OpKernelContext* ctx, int64_t n, int64_t cost, F&& fn) {
   ::tensorflow::Shard(workers->NumThreads(), workers, n, cost, fn);
 }
 
-bool EchoRange(OpKernelContext* ctx, const Range& r) {
-  Tensor* tmin = nullptr;
-  Tensor* tmax = nullptr;
-  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(1, TensorShape({}), &tmin));
-  QG_REQUIRES_OK(ctx, false, ctx->allocate_output(2, TensorShape({}), &tmax));
-  tmin->scalar<float>()() = r.min;
-  tmax->scalar<float>()() = r.max;
-  return true;
-}
-
 class QgQuantizeOp : public OpKernel {
  public:
   explicit QgQuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -43,7 +33,7 @@ class QgQuantizeOp : public OpKernel {
     const Tensor& in = ctx->input(0);
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, in.shape(), &out));
-    if (!EchoRange(ctx, r)) return;
+    OP_REQUIRES_OK(ctx, EchoRange(ctx, r));
     const float* x = in.flat<float>().data();
     uint8_t* q = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     const float lo = static_cast<float>(-r.zero_point), hi = static_cast<float>(255 - r.zero_point);
@@ -107,7 +97,7 @@ class QgRequantizeOp : public OpKernel {
     }
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, in.shape(), &out));
-    if (!EchoRange(ctx, out_range)) return;
+    OP_REQUIRES_OK(ctx, EchoRange(ctx, out_range));
     const int64_t n = in.NumElements();
     if (n == 0) return;
     std::vector<float> m(per_channel ? channels : 1);
