@@ -163,7 +163,7 @@ class KernelsLowering(OneDnnLowering):
                                           head.op == "MatMul" and head.attr["transpose_b"].b)
         op = {"MatMul": "QgQuantizedMatMul", "Conv2D": "QgQuantizedConv2D",
               "DepthwiseConv2dNative": "QgQuantizedDepthwiseConv2D"}[head.op]
-        float_out = head.op == "MatMul" and act is None and add is None and not self._has_quantized_reader(last)
+        float_out = head.op == "MatMul" and act is None and add is None and self._only_float_readers(last)
         lo, hi = (0.0, 1.0) if float_out else self._output_range(last.name, act.op if act else None)
         inputs = [x.tensor, self._const(base + "_weights", codes, tf.qint8),
                   self._const(base + "_weight_scale", scales),
@@ -187,38 +187,16 @@ class KernelsLowering(OneDnnLowering):
             self._produce(last.name, node, tf.quint8, hi)
         return True
 
-    def _has_quantized_reader(self, node):
-        return any(r.name in self.decision.quantized for r, _ in self.index.consumers.get(node.name, []))
-
     # ---- pools, concat, reshape -------------------------------------------------------------
 
-    def _lower_single(self, node):
-        self._why = None
-        if node.op in ("MaxPool", "AvgPool"):
-            x = self._input(node.input[0])
-            if x is None:
-                return False
-            pool = self._emit("QgQuantized" + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max])
-            for attr in ("ksize", "strides", "padding"):
-                copy_attr(pool, attr, node.attr[attr])
-            self._replace([node.name])
-            self._produce(node.name, pool, tf.quint8, x.magnitude)
-            return True
-        if node.op in ("Concat", "ConcatV2"):
-            return self._lower_concat(node)
-        if node.op == "Reshape":
-            x = self._input(node.input[0])
-            if x is None:
-                return False
-            r = self._emit("Reshape", node.name + "/eightbit", [x.tensor, node.input[1]], {"T": tf.quint8})
-            copy_attr(r, "Tshape", node.attr["Tshape"])
-            self._replace([node.name])
-            # A reshape keeps the range: the codes travel with their producer's min/max.
-            self.quantized[node.name] = Quantized(r.name, x.min, x.max, tf.quint8, x.magnitude)
-            self.produced.add(node.name)
-            return True
-        self._why = "only fused into a quantized conv/matmul"
-        return False
+    def _pool(self, node, x):
+        return self._emit("QgQuantized" + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max])
+
+    def _reshape(self, node, x):
+        # Stock Reshape on the codes: the range travels with the producer's min/max.
+        r = self._emit("Reshape", node.name + "/eightbit", [x.tensor, node.input[1]], {"T": tf.quint8})
+        copy_attr(r, "Tshape", node.attr["Tshape"])
+        return Quantized(r.name, x.min, x.max, tf.quint8, x.magnitude)
 
     def _lower_concat(self, node):
         inputs = [i for i in node.input if not i.startswith("^")]

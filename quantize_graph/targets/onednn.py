@@ -317,8 +317,7 @@ class OneDnnLowering:
             x = self._input(node.input[0])
             if x is None:
                 return False
-            pool = self._emit("Quantized" + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max],
-                              {"T": tf.quint8})
+            pool = self._pool(node, x)
             for attr in ("ksize", "strides", "padding"):
                 copy_attr(pool, attr, node.attr[attr])
             self._replace([node.name])
@@ -333,14 +332,24 @@ class OneDnnLowering:
             x = self._input(node.input[0])
             if x is None:
                 return False
-            r = self._emit("QuantizedReshape", node.name + "/eightbit",
-                           [x.tensor, node.input[1], x.min, x.max], {"T": tf.quint8})
-            copy_attr(r, "Tshape", node.attr["Tshape"])
             self._replace([node.name])
-            self._produce(node.name, r, tf.quint8, x.magnitude)
+            self.quantized[node.name] = self._reshape(node, x)
+            self.produced.add(node.name)
             return True
         self._why = "only fused into a quantized conv/matmul"
         return False
+
+    def _pool(self, node, x):
+        """The int8 MaxPool/AvgPool node for `node` on quantized input `x` (attrs copied after)."""
+        return self._emit("Quantized" + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max],
+                          {"T": tf.quint8})
+
+    def _reshape(self, node, x):
+        """The Quantized result of reshaping `x` as Reshape `node` does."""
+        r = self._emit("QuantizedReshape", node.name + "/eightbit",
+                       [x.tensor, node.input[1], x.min, x.max], {"T": tf.quint8})
+        copy_attr(r, "Tshape", node.attr["Tshape"])
+        return Quantized(r.name, tensor_name(r.name, 1), tensor_name(r.name, 2), tf.quint8, x.magnitude)
 
     def _lower_concat(self, node):
         inputs = [i for i in node.input if not i.startswith("^")]
