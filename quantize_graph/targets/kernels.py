@@ -19,9 +19,8 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
 from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized
+from quantize_graph.targets.onednn_residual import ADD_OPS
 
-ADDS = ("Add", "AddV2")
-QG_OPS_PREFIX = "Qg"
 
 
 def affine_range(lo, hi):
@@ -68,7 +67,7 @@ class KernelsLowering(OneDnnLowering):
             if head.op != "Conv2D" or tail.op in ACTIVATIONS:
                 continue
             add = self._reader_of(tail)
-            if add is None or add.op not in ADDS or add.name in claimed or not self._summand_of(add, tail):
+            if add is None or add.op not in ADD_OPS or add.name in claimed or not self._summand_of(add, tail):
                 continue
             claimed.add(add.name)
             members.append(add.name)
@@ -114,11 +113,7 @@ class KernelsLowering(OneDnnLowering):
         return result
 
     def _output_range(self, name, activation=None):
-        rng = self.ranges.get(name, self.fallback_range)
-        if rng is None:
-            from quantize_graph.errors import QuantizeGraphError
-            raise QuantizeGraphError("no calibrated range for tensor '%s'" % name)
-        lo, hi = rng
+        lo, hi = self._calibrated_range(name)
         if activation is not None:          # what Relu/Relu6 can output
             lo = max(lo, 0.0)
             if ACTIVATIONS[activation] is not None:
@@ -136,7 +131,7 @@ class KernelsLowering(OneDnnLowering):
         nodes = [self.index.nodes[m] for m in members]
         head, last = nodes[0], nodes[-1]
         bias_node = next((n for n in nodes if n.op in ("BiasAdd", "BiasAddV1")), None)
-        add = next((n for n in nodes if n.op in ADDS), None)
+        add = next((n for n in nodes if n.op in ADD_OPS), None)
         act = next((n for n in nodes if n.op in ACTIVATIONS), None)
         self._why = None
         x = self._input(head.input[0])
@@ -241,10 +236,6 @@ def dequantized_weights(op, weights, transpose_b=False):
         return (codes.reshape(kh, kw, 1, c * mult) * scales.astype(np.float64)).reshape(weights.shape)
     values = codes * scales.astype(np.float64)
     return values.T if op == "MatMul" and transpose_b else values
-
-
-def uses_kernels_ops(graph_def):
-    return any(n.op.startswith(QG_OPS_PREFIX) for n in graph_def.node)
 
 
 def lower_kernels(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):

@@ -160,10 +160,15 @@ class OneDnnLowering:
         of a float tensor (say, the probabilities after Softmax) would only round it."""
         return canonical_input(inp) in self.produced
 
-    def _output_magnitude(self, name, cap=None):
+    def _calibrated_range(self, name):
+        """(min, max) of a tensor the lowering must freeze a range for."""
         rng = self.ranges.get(name, self.fallback_range)
         if rng is None:
             raise QuantizeGraphError("no calibrated range for tensor '%s'" % name)
+        return rng
+
+    def _output_magnitude(self, name, cap=None):
+        rng = self._calibrated_range(name)
         top = max(abs(rng[0]), abs(rng[1]))
         if cap is not None:
             top = min(top, cap)
