@@ -63,6 +63,25 @@ def test_conv2d_accumulators_exact(qg, seed, wmax):
     np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
+@pytest.mark.parametrize("alternate", [False, True])
+def test_conv2d_1x1_rows_read_in_place_exact(qg, alternate):
+    """1x1 stride-1 with C a multiple of 4 and byte-kernel weights: whole panels of rows are
+    read straight from the input (no copy), the last 5 rows (35 = 5 * 6 + 5) from a copy.
+    alternate: full-size codes of alternating sign along C (opposite-sign pairs cannot
+    saturate int16, so the byte kernel takes them too)."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (1, 5, 7, 24), dtype=np.uint8)
+    if alternate:
+        mag = rng.integers(0, 128, (1, 1, 24, 20))
+        w = np.where(np.arange(24)[None, None, :, None] % 2 == 1, -mag, mag).astype(np.int8)
+    else:
+        w = rng.integers(-64, 65, (1, 1, 24, 20), dtype=np.int8)
+    case = dict(x=x, w=w, strides=(1, 1), dilations=(1, 1), padding="VALID")
+    got = _exact_acc(qg, qg.qg_quantized_conv2d, case, 131)
+    want = R.conv2d_acc(x, 131, w, (1, 1), "VALID", (1, 1))
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
 def test_conv2d_long_k_and_many_channels_exact(qg):
     # K = 3*3*61 = 549 (odd, more than one K block), 70 output channels (a partial panel).
     rng = np.random.default_rng(99)

@@ -53,6 +53,24 @@ def test_weights_are_symmetric_per_channel_with_8_bits():
     assert np.all(np.abs(codes * scales - w) <= scales + 1e-6)
 
 
+def test_conv_weight_pairs_fit_the_byte_kernel():
+    """Adjacent same-sign codes along K (the kernel's (kh, kw, C) order) sum to at most 128, so
+    the AVX2 byte kernel runs exactly; an odd C makes pairs straddle two taps."""
+    from quantize_graph.targets.kernels import quantize_weights
+    rng = np.random.default_rng(1)
+    for cin in (4, 3):
+        w = rng.normal(0, 1, [3, 3, cin, 6]).astype(np.float32)
+        w[0, 0, :2, 1] = 5.0   # a same-sign pair as big as the channel's largest weight
+        codes, scales = quantize_weights(w, 3, pairs_along=(0, 1, 2))
+        k = codes.reshape(-1, 6).astype(np.int32)
+        k = np.concatenate([k, np.zeros((len(k) % 2, 6), np.int32)])
+        even, odd = k[0::2], k[1::2]
+        same = np.sign(even) == np.sign(odd)
+        assert np.abs(np.where(same, np.abs(even) + np.abs(odd), 0)).max() <= 128
+        assert np.all(np.abs(codes * scales - w) <= scales + 1e-6)
+        assert np.abs(codes[..., 1]).max() <= 64   # that channel gave up one bit
+
+
 def test_runs_close_to_float():
     kernels = pytest.importorskip("quantize_graph.kernels", reason="the Qg op library is not in this tree")
     if not kernels.is_built():

@@ -47,7 +47,8 @@ class PackedWeightCache {
 // Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
 // ranges when there are few rows, e.g. a matmul with M = 1).
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
-                  const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink) {
+                  const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink,
+                  const uint8_t* in_place = nullptr, int64_t in_place_ld = 0) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int threads = workers->NumThreads();
   // Rows per chunk: up to kMB (the packed rows stay in L2, each K block of them streams past
@@ -74,7 +75,8 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
       const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
       const int64_t r1 = std::min(rows, (rc + 1) * mb);
       if (u8) {
-        GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb);
+        GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb, in_place,
+                   in_place_ld);
       } else {
         GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
       }
@@ -244,7 +246,9 @@ class QgQuantizedConv2DOp : public FusedBase {
     RowFillerU8 fill8;
     std::vector<int16_t> padded;
     std::vector<uint8_t> padded8;
+    const uint8_t* in_place = nullptr;  // A's rows already in memory: a 1x1 stride-1 conv
     if (g.kh == 1 && g.kw == 1) {
+      if (g.sh == 1 && g.sw == 1) in_place = x;
       // 1x1 (any stride, never padded): a row of A is one input pixel.
       auto pixel = [&g, x](int64_t r) {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
@@ -302,7 +306,7 @@ class QgQuantizedConv2DOp : public FusedBase {
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * cout, out);
     };
-    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink);
+    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink, in_place, g.c);
   }
 
  private:
@@ -348,7 +352,7 @@ class QgQuantizedMatMulOp : public FusedBase {
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
     };
-    ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink);
+    ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink, x, K);
   }
 };
 

@@ -4,8 +4,10 @@ It lowers the same patterns as the onednn target and reuses its driver (fusion g
 data enters and leaves 8 bits), with three differences that the Qg ops allow:
 - activations are quint8 with a zero point (affine), so signed tensors (the image entering the
   first conv, a conv without activation, residual sums) stay in 8 bits too;
-- weights are qint8 symmetric per output channel with the full 8 bits (our kernels accumulate in
-  int32 with no int16 pair sums), conv, depthwise and MatMul alike;
+- weights are qint8 symmetric per output channel, conv, depthwise and MatMul alike; conv and
+  MatMul codes keep every same-sign pair along K within 128 (onednn's pair_limit), so that the
+  AVX2 byte kernel (vpmaddubsw, twice the int16 kernel's multiply rate) can run exactly; any
+  codes would still be exact on the int16 path (kernels/OPS.md, "CPU paths");
 - a residual Add after conv + BiasAdd is fused as the conv's summand, with or without an
   activation after it.
 A MatMul that only float ops read returns float (logits keep full precision).
@@ -18,7 +20,7 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set
                                         set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized
+from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, pair_limit
 from quantize_graph.targets.onednn_residual import ADD_OPS
 
 
@@ -34,17 +36,26 @@ def affine_range(lo, hi):
     return lo, lo + 255.0 * scale
 
 
-def quantize_weights(weights, axis):
+def quantize_weights(weights, axis, pairs_along=None):
     """(qint8 codes in [-127, 127], float32 scale per channel along `axis`), symmetric; rounding
-    keeps each channel's sum of rounding errors near zero (see passes/weights.py)."""
+    keeps each channel's sum of rounding errors near zero (see passes/weights.py).
+
+    With `pairs_along` (the weights' axes that flatten, in order, into the GEMM's K), adjacent
+    same-sign codes along that K sum to at most 128 in magnitude: the largest such pair maps to
+    126 and sum-keeping rounding moves each code by under one step. Channels whose big weights
+    have small or opposite-sign neighbours keep 8 bits; 7 bits at worst."""
     other = tuple(a for a in range(weights.ndim) if a != axis)
-    top = np.abs(weights).max(axis=other).astype(np.float64)
-    top = np.where(top > 0, top, 1e-6)
+    top = np.abs(weights).max(axis=other).astype(np.float64) / 127.0
+    if pairs_along is not None:
+        moved = np.moveaxis(weights, axis, -1)
+        k_matrix = moved.reshape(-1, moved.shape[-1])          # [K, channels], K in GEMM order
+        top = np.maximum(top, pair_limit(k_matrix, 0, (0,)) / 126.0)
+    scale = np.where(top > 0, top, 1e-8)
     shape = [1] * weights.ndim
     shape[axis] = -1
-    grid = weights / top.reshape(shape) * 127.0 + 127.0
+    grid = weights / scale.reshape(shape) + 127.0
     codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
-    return codes, (top / 127.0).astype(np.float32)
+    return codes, scale.astype(np.float32)
 
 
 class KernelsLowering(OneDnnLowering):
@@ -160,6 +171,9 @@ class KernelsLowering(OneDnnLowering):
               "DepthwiseConv2dNative": "QgQuantizedDepthwiseConv2D"}[head.op]
         float_out = head.op == "MatMul" and act is None and add is None and self._only_float_readers(last)
         lo, hi = (0.0, 1.0) if float_out else self._output_range(last.name, act.op if act else None)
+        concat = None if float_out else self._sole_concat_reader(last)
+        if concat is not None:
+            lo, hi = self._output_range(concat.name)
         inputs = [x.tensor, self._const(base + "_weights", codes, tf.qint8),
                   self._const(base + "_weight_scale", scales),
                   self._const(base + "_bias", bias), x.min, x.max,
@@ -181,6 +195,22 @@ class KernelsLowering(OneDnnLowering):
         if not float_out:
             self._produce(last.name, node, tf.quint8, hi)
         return True
+
+    def _sole_concat_reader(self, node):
+        """The 8-bit concat that is the only reader of `node`, or None.
+
+        Such a producer requantizes straight to the concat's range (as TFLite does), so the
+        concat's table for this input is the identity and the kernel copies bytes. The concat's
+        range holds every input's (it is their union), so nothing is clipped; a branch with a
+        smaller range than its siblings loses a little resolution."""
+        readers = self.index.consumers.get(node.name, [])
+        if len(readers) != 1:
+            return None
+        reader, position = readers[0]
+        if (reader.op not in ("ConcatV2", "Concat") or reader.name not in self.decision.quantized
+                or split_input(reader.input[position])[1] != 0):
+            return None
+        return reader
 
     # ---- pools, concat, reshape -------------------------------------------------------------
 
@@ -219,9 +249,9 @@ def _quantized_layout(op, weights, transpose_b=False):
     """(codes, per-channel scales) of a layer's weights as the Qg op takes them: conv HWIO,
     depthwise [kh, kw, C, mult], MatMul [K, N] (transposed first if transpose_b)."""
     if op == "MatMul":
-        return quantize_weights(weights.T if transpose_b else weights, 1)
-    if op == "Conv2D":
-        return quantize_weights(weights, 3)
+        return quantize_weights(weights.T if transpose_b else weights, 1, pairs_along=(0,))
+    if op == "Conv2D":  # K runs over (kh, kw, C): the im2col row order of the kernel
+        return quantize_weights(weights, 3, pairs_along=(0, 1, 2))
     kh, kw, c, mult = weights.shape
     codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
     return codes.reshape(kh, kw, c, mult), scales

@@ -138,7 +138,9 @@ static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
     for (int n = 0; n < N; ++n) {
       const int w0 = b[static_cast<size_t>(k) * ldb + n];
       const int w1 = k + 1 < K ? b[static_cast<size_t>(k + 1) * ldb + n] : 0;
-      if (std::abs(w0) + std::abs(w1) > 128) return;  // pairs_fit stays false
+      // Opposite signs cannot saturate (|a0 w0 + a1 w1| <= 255 * 128); same signs may not
+      // exceed 128 together.
+      if ((w0 > 0) == (w1 > 0) && std::abs(w0) + std::abs(w1) > 128) return;  // stays false
     }
   }
   out->pairs_fit = true;
@@ -159,42 +161,64 @@ static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
   }
 }
 
+// K blocks of about equal size, each at most kKC and a multiple of `step`: an even split
+// leaves no short last block whose C tile loads and stores would cost more than its products.
+static int KBlock(int k, int step) {
+  const int blocks = (k + kKC - 1) / kKC;
+  const int per = (k + blocks - 1) / blocks;
+  return (per + step - 1) / step * step;
+}
+
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
-                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb) {
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
+                const uint8_t* in_place, int64_t in_place_ld) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
+  // sum (a - zp) w = sum a w - zp * colsum: the micro-kernel starts from -zp * colsum
+  // (wrapping int32 arithmetic; the true result fits int32).
+  ws->init.resize(ldc);
+  for (int n = 0; n < ldc; ++n) {
+    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
+    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  const bool direct = in_place != nullptr && Kq == b.K;
+  const int kc = KBlock(Kq, 4);
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
+  const uint8_t* panel_a[kMB / kMR];
+  int panel_lda[kMB / kMR];
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int panels = (rows + kMR - 1) / kMR;
-    for (int i = 0; i < panels * kMR; ++i) {
-      uint8_t* dst = a + static_cast<size_t>(i) * Kq;
-      if (i < rows) {
-        fill(rc + i, dst);
-        for (int k = b.K; k < Kq; ++k) dst[k] = 0;  // the weights there are 0
-      } else {
-        std::memset(dst, 0, Kq);
+    for (int p = 0; p < panels; ++p) {
+      if (direct && (p + 1) * kMR <= rows) {
+        panel_a[p] = in_place + (rc + p * kMR) * in_place_ld;
+        panel_lda[p] = static_cast<int>(in_place_ld);
+        continue;
       }
-    }
-    for (int kb = 0; kb < Kq; kb += kKC) {
-      const int kquads = std::min(kKC, Kq - kb) / 4;
-      for (int n = n0; n < n1; n += kNR) {
-        const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
-        for (int p = 0; p < panels; ++p) {
-          MicroAvx2U8(a + static_cast<size_t>(p) * kMR * Kq + kb, Kq, bp, kquads,
-                      c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0);
+      panel_a[p] = a + static_cast<size_t>(p) * kMR * Kq;
+      panel_lda[p] = Kq;
+      for (int i = p * kMR; i < (p + 1) * kMR; ++i) {
+        uint8_t* dst = a + static_cast<size_t>(i) * Kq;
+        if (i < rows) {
+          fill(rc + i, dst);
+          for (int k = b.K; k < Kq; ++k) dst[k] = 0;  // the weights there are 0
+        } else {
+          std::memset(dst, 0, Kq);
         }
       }
     }
-    // sum (a - zp) w = sum a w - zp * colsum; wrapping arithmetic, the true result fits int32.
-    for (int i = 0; i < rows; ++i) {
-      int32_t* ci = c + static_cast<size_t>(i) * ldc;
-      for (int n = n0; n < n1; ++n) {
-        const uint32_t corr = static_cast<uint32_t>(static_cast<int64_t>(zero_point) * b.colsum[n]);
-        ci[n - n0] = static_cast<int32_t>(static_cast<uint32_t>(ci[n - n0]) - corr);
+    for (int kb = 0; kb < Kq; kb += kc) {
+      const int kquads = std::min(kc, Kq - kb) / 4;
+      for (int n = n0; n < n1; n += kNR) {
+        const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
+        for (int p = 0; p < panels; ++p) {
+          MicroAvx2U8(panel_a[p] + kb, panel_lda[p], bp, kquads,
+                      c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0,
+                      ws->init.data() + (n - n0));
+        }
       }
     }
     sink(rc, rows, n0, n1, c, ldc);
@@ -209,6 +233,7 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
   std::vector<int16_t>& a = ws->a;
   std::vector<int32_t>& c = ws->c;
+  const int kc = KBlock(Kp, 2);
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int panels = (rows + kMR - 1) / kMR;
@@ -221,8 +246,8 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
         std::memset(dst, 0, sizeof(int16_t) * Kp);
       }
     }
-    for (int kb = 0; kb < Kp; kb += kKC) {
-      const int kpairs = std::min(kKC, Kp - kb) / 2;
+    for (int kb = 0; kb < Kp; kb += kc) {
+      const int kpairs = std::min(kc, Kp - kb) / 2;
       for (int n = n0; n < n1; n += kNR) {
         const int16_t* bp = b.panel(n / kNR) + static_cast<size_t>(kb) * kNR;
         for (int p = 0; p < panels; ++p) {

@@ -52,8 +52,8 @@ void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t*
 // zero-padded to Kp (K rounded up to even) and Np (N rounded up to kNR).
 //
 // Where every pair of weights the AVX2 byte kernel adds in int16 (k = 2m, 2m + 1 of one column)
-// has |w[2m]| + |w[2m+1]| <= 128, 255 * 128 fits int16, so vpmaddubsw cannot saturate and the
-// faster u8 kernel is exact too: the weights are also packed as bytes, panels [Kq/4][kNR][4]
+// has |w[2m]| + |w[2m+1]| <= 128 or opposite signs, |a0 w0 + a1 w1| <= 255 * 128 fits int16,
+// so vpmaddubsw cannot saturate and the faster u8 kernel is exact too: the weights are also packed as bytes, panels [Kq/4][kNR][4]
 // (Kq = K rounded up to 4), with the column sums that take the zero point out afterwards.
 struct PackedB {
   int K = 0, N = 0, Kp = 0, Np = 0;
@@ -68,11 +68,12 @@ struct PackedB {
 };
 
 // C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
-// groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit.
+// groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit. Without
+// `accumulate` the sums start from init[0, kNR) (the zero point's correction) in every row.
 using MicroKernelU8 = void (*)(const uint8_t* a, int lda, const int8_t* b, int kquads,
-                               int32_t* c, int ldc, bool accumulate);
+                               int32_t* c, int ldc, bool accumulate, const int32_t* init);
 void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b, int kquads, int32_t* c, int ldc,
-                 bool accumulate);
+                 bool accumulate, const int32_t* init);
 
 // The u8 kernel runs where the weights allow it and the AVX2 path is selected.
 bool UseU8(const PackedB& b);
@@ -92,6 +93,7 @@ struct GemmWorkspace {
   std::vector<int16_t> a;
   std::vector<uint8_t> a8;
   std::vector<int32_t> c;
+  std::vector<int32_t> init;
 };
 
 // C for rows [r0, r1) (any count) and columns [n0, n1) (n0 a multiple of kNR), in chunks of
@@ -101,10 +103,14 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
               const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb);
 
 // The same with raw u8 activation rows (fill writes K bytes: the activations, zero_point
-// where the window is padding); the zero point is taken out with the column sums.
+// where the window is padding); the zero point is taken out with the column sums. Where the
+// rows already lie in memory as the GEMM reads them (a 1x1 stride-1 conv, a MatMul: row r at
+// in_place + r * in_place_ld) and K is a multiple of 4, pass in_place: whole panels of kMR rows
+// are read there without a copy.
 using RowFillerU8 = std::function<void(int64_t r, uint8_t* dst)>;
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
-                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb);
+                const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
+                const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).
