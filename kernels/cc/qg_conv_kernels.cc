@@ -44,6 +44,20 @@ class PackedWeightCache {
   std::shared_ptr<const PackedB> packed_;
 };
 
+// memcpy for the short spans of an im2col row (9 bytes for a 3x3 conv on RGB), where the
+// library call costs more than the copy: 8-byte moves, which the compiler inlines.
+inline void CopyBytes(void* dst, const void* src, size_t n) {
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  if (n >= 64) {
+    std::memcpy(d, s, n);
+    return;
+  }
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) std::memcpy(d + i, s + i, 8);
+  for (; i < n; ++i) d[i] = s[i];
+}
+
 // Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
 // ranges when there are few rows, e.g. a matmul with M = 1).
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
@@ -52,10 +66,12 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int threads = workers->NumThreads();
   // Rows per chunk: up to kMB (the packed rows stay in L2, each K block of them streams past
-  // an L1-resident weight panel), fewer when there are few rows so every thread gets work.
-  const int64_t per_thread = (rows + threads - 1) / threads;
+  // an L1-resident weight panel), and a chunk count that is a multiple of the thread count so
+  // every thread gets the same rows (289 rows on 2 threads: 4 x 78, not 3 x 96 + 1).
+  const int64_t chunks = threads * ((rows + threads * kMB - 1) / (threads * kMB));
+  const int64_t per_chunk = (rows + chunks - 1) / chunks;
   const int mb = static_cast<int>(
-      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_thread + kMR - 1) / kMR * kMR)));
+      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_chunk + kMR - 1) / kMR * kMR)));
   const int64_t row_chunks = (rows + mb - 1) / mb;
   const int panels = b.Np / kNR;
   int col_splits = 1;
@@ -257,7 +273,9 @@ class QgQuantizedConv2DOp : public FusedBase {
       fill = [&, pixel](int64_t r, int16_t* dst) {
         WidenU8(pixel(r), static_cast<int>(g.c), zp, dst);
       };
-      fill8 = [&, pixel](int64_t r, uint8_t* dst) { std::memcpy(dst, pixel(r), g.c); };
+      fill8 = [&, pixel](int64_t r, int count, uint8_t* dst, int ld) {
+        for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, pixel(r + i), g.c);
+      };
     } else {
       // The input once more with the padding around it (real 0: zero_point as u8, 0 as the
       // int16 x - zero_point), so a row of A is kh (or kh * kw, when dilated) plain copies.
@@ -284,22 +302,40 @@ class QgQuantizedConv2DOp : public FusedBase {
                             }
                           });
       const int64_t c = g.c, span = g.kw * c;
-      auto copy_window = [&g, hp, wp, c, span](const auto* image, int64_t r, auto* dst) {
-        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+      // Window of output pixel (b, oy, ox) into dst.
+      auto copy_window = [&g, hp, wp, c, span](const auto* image, int64_t b, int64_t oy,
+                                               int64_t ox, auto* dst) {
         const auto* base = image + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
         const size_t elem = sizeof(*dst);
         for (int64_t i = 0; i < g.kh; ++i) {
           const auto* src = base + i * g.dh * wp * c;
           if (g.dw == 1) {
-            std::memcpy(dst + i * span, src, elem * span);
+            CopyBytes(dst + i * span, src, elem * span);
           } else {
             for (int64_t j = 0; j < g.kw; ++j)
-              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, elem * c);
+              CopyBytes(dst + i * span + j * c, src + j * g.dw * c, elem * c);
           }
         }
       };
-      fill = [&, copy_window](int64_t r, int16_t* dst) { copy_window(padded.data(), r, dst); };
-      fill8 = [&, copy_window](int64_t r, uint8_t* dst) { copy_window(padded8.data(), r, dst); };
+      fill = [&, copy_window](int64_t r, int16_t* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        copy_window(padded.data(), b, oy, ox, dst);
+      };
+      // A run of rows: one division for its first pixel, then steps (divisions per row cost
+      // as much as copying a 27-byte window).
+      fill8 = [&, copy_window](int64_t r, int count, uint8_t* dst, int ld) {
+        int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        for (int i = 0; i < count; ++i) {
+          copy_window(padded8.data(), b, oy, ox, dst + i * ld);
+          if (++ox == g.ow) {
+            ox = 0;
+            if (++oy == g.oh) {
+              oy = 0;
+              ++b;
+            }
+          }
+        }
+      };
     }
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
@@ -348,7 +384,9 @@ class QgQuantizedMatMulOp : public FusedBase {
     const uint8_t* x = reinterpret_cast<const uint8_t*>(a.tensor_data().data());
     const int zp = args.in.zero_point;
     RowFiller fill = [&](int64_t r, int16_t* dst) { WidenU8(x + r * K, K, zp, dst); };
-    RowFillerU8 fill8 = [&](int64_t r, uint8_t* dst) { std::memcpy(dst, x + r * K, K); };
+    RowFillerU8 fill8 = [&](int64_t r, int count, uint8_t* dst, int ld) {
+      for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, x + (r + i) * K, K);
+    };
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
     };

@@ -80,7 +80,9 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
   if (pb.pairs_fit && CpuSupports(CpuPath::kAvx2)) {
     std::fill(got.begin(), got.end(), 0);
     GemmWorkspace ws;
-    RowFillerU8 fill8 = [&](int64_t r, uint8_t* dst) { std::memcpy(dst, &a[r * t.K], t.K); };
+    RowFillerU8 fill8 = [&](int64_t r, int count, uint8_t* dst, int ld) {
+      for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, &a[(r + i) * t.K], t.K);
+    };
     report("avx2-u8",
            BestOf(timing, [&] { GemmRowsU8(pb, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB); }));
     if (t.K % 4 == 0) {  // rows read in place, as a 1x1 conv or a MatMul does

@@ -198,15 +198,16 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
         panel_lda[p] = static_cast<int>(in_place_ld);
         continue;
       }
-      panel_a[p] = a + static_cast<size_t>(p) * kMR * Kq;
+      uint8_t* dst = a + static_cast<size_t>(p) * kMR * Kq;
+      panel_a[p] = dst;
       panel_lda[p] = Kq;
-      for (int i = p * kMR; i < (p + 1) * kMR; ++i) {
-        uint8_t* dst = a + static_cast<size_t>(i) * Kq;
-        if (i < rows) {
-          fill(rc + i, dst);
-          for (int k = b.K; k < Kq; ++k) dst[k] = 0;  // the weights there are 0
+      const int count = std::min(kMR, rows - p * kMR);
+      fill(rc + p * kMR, count, dst, Kq);
+      for (int i = 0; i < kMR; ++i) {
+        if (i < count) {
+          for (int k = b.K; k < Kq; ++k) dst[i * Kq + k] = 0;  // the weights there are 0
         } else {
-          std::memset(dst, 0, Kq);
+          std::memset(dst + i * Kq, 0, Kq);
         }
       }
     }

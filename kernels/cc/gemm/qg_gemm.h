@@ -102,12 +102,15 @@ struct GemmWorkspace {
 void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const RowFiller& fill,
               const TileSink& sink, MicroKernel micro, GemmWorkspace* ws, int mb);
 
-// The same with raw u8 activation rows (fill writes K bytes: the activations, zero_point
+// The same with raw u8 activation rows (fill writes K bytes a row: the activations, zero_point
 // where the window is padding); the zero point is taken out with the column sums. Where the
 // rows already lie in memory as the GEMM reads them (a 1x1 stride-1 conv, a MatMul: row r at
 // in_place + r * in_place_ld) and K is a multiple of 4, pass in_place: whole panels of kMR rows
 // are read there without a copy.
-using RowFillerU8 = std::function<void(int64_t r, uint8_t* dst)>;
+// The filler writes `count` consecutive rows from r, row i at dst + i * ld (one call per panel
+// of kMR rows: a call per row costs as much as copying a short row, e.g. the 27 bytes of a
+// 3x3 conv on RGB).
+using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int ld)>;
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
                 const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
