@@ -15,6 +15,13 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
 
+// clamp(v, lo, hi) with NaN -> lo. Written as comparisons (maxps / minps semantics) rather
+// than std::fmax / std::fmin, which are library calls here and keep the loops scalar.
+inline float ClampNanLow(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
 // Element-wise work over the CPU pool.
 template <typename F>
 void ParallelElements(OpKernelContext* ctx, int64_t n, int64_t cost, F&& fn) {
@@ -43,7 +50,7 @@ class QgQuantizeOp : public OpKernel {
     ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) {
         float v = x[i] / scale;
-        v = std::fmin(std::fmax(v, lo), hi);  // NaN -> lo (code 0)
+        v = ClampNanLow(v, lo, hi);  // NaN -> lo (code 0)
         q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)) + zp);
       }
     });
@@ -109,7 +116,7 @@ class QgRequantizeOp : public OpKernel {
       for (int64_t i = st; i < e; ++i) {
         float v = static_cast<float>(acc[i]) * m[per_channel ? i % channels : 0];
         v = v + zp;
-        v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+        v = ClampNanLow(v, 0.0f, 255.0f);
         q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
       }
     });
