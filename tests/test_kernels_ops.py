@@ -82,6 +82,22 @@ def test_conv2d_1x1_rows_read_in_place_exact(qg, alternate):
     np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
+@pytest.mark.parametrize("constant", [False, True])
+def test_new_weights_are_repacked(qg, constant):
+    """Eager calls share one kernel instance and its packed-weight cache: new weights of the
+    same shape (another buffer; with constant_weights=False, other bytes) must be packed anew."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (1, 6, 6, 8), dtype=np.uint8)
+    for _ in range(3):
+        w = rng.integers(-64, 65, (3, 3, 8, 16), dtype=np.int8)
+        got = qg.qg_quantized_conv2d(u8(x), s8(w), np.ones(16, np.float32),
+                                     np.zeros(16, np.float32), -9.0, 246.0, 0.0, 1.0, [], [], [],
+                                     strides=[1, 1, 1, 1], padding="SAME",
+                                     out_type=tf.float32, constant_weights=constant)[0]
+        want = R.conv2d_acc(x, 9, w, (1, 1), "SAME", (1, 1))
+        np.testing.assert_array_equal(got.numpy(), want.astype(np.float32))
+
+
 def test_conv2d_long_k_and_many_channels_exact(qg):
     # K = 3*3*61 = 549 (odd, more than one K block), 70 output channels (a partial panel).
     rng = np.random.default_rng(99)

@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, split_input, tensor_name
-from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set_attr_dtype,
-                                        set_attr_int, set_attr_string)
+from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set_attr_bool,
+                                        set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
 from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, pair_limit
@@ -186,6 +186,7 @@ class KernelsLowering(OneDnnLowering):
         set_attr_dtype(node, "out_type", tf.float32 if float_out else tf.quint8)
         if op != "QgQuantizedDepthwiseConv2D":
             set_attr_int(node, "num_summand", 1 if summand else 0)
+            set_attr_bool(node, "constant_weights", True)   # a Const: packed once
         if head.op != "MatMul":
             for attr in ("strides", "padding", "dilations"):
                 if attr in head.attr:

@@ -171,6 +171,7 @@ REGISTER_OP("QgQuantizedConv2D")
     .Attr("dilations: list(int) = [1, 1, 1, 1]")
     .Attr("activation: {'none', 'relu', 'relu6'} = 'none'")
     .Attr("num_summand: int >= 0 = 0")
+    .Attr("constant_weights: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       int64_t num_summand;
       TF_RETURN_IF_ERROR(c->GetAttr("num_summand", &num_summand));
@@ -217,6 +218,7 @@ REGISTER_OP("QgQuantizedMatMul")
     .Attr("out_type: {quint8, float} = DT_QUINT8")
     .Attr("activation: {'none', 'relu', 'relu6'} = 'none'")
     .Attr("num_summand: int >= 0 = 0")
+    .Attr("constant_weights: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       int64_t num_summand;
       TF_RETURN_IF_ERROR(c->GetAttr("num_summand", &num_summand));
