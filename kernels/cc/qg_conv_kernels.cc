@@ -277,7 +277,6 @@ class QgQuantizedConv2DOp : public FusedBase {
     RowFiller fill;
     RowFillerU8 fill8;
     std::vector<int16_t> padded;
-    std::vector<uint8_t> padded8;
     const uint8_t* in_place = nullptr;  // A's rows already in memory: a 1x1 stride-1 conv
     if (g.kh == 1 && g.kw == 1) {
       if (g.sh == 1 && g.sw == 1) in_place = x;
@@ -292,63 +291,85 @@ class QgQuantizedConv2DOp : public FusedBase {
       fill8 = [&, pixel](int64_t r, int count, uint8_t* dst, int ld) {
         for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, pixel(r + i), g.c);
       };
-    } else {
-      // The input once more with the padding around it (real 0: zero_point as u8, 0 as the
-      // int16 x - zero_point), so a row of A is kh (or kh * kw, when dilated) plain copies.
-      const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-      const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
-      if (u8) {
-        padded8.assign(g.n * hp * wp * g.c, static_cast<uint8_t>(zp));
-      } else {
-        padded.assign(g.n * hp * wp * g.c, 0);
-      }
-      auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-      ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
-                          [&](int64_t s, int64_t e) {
-                            for (int64_t row = s; row < e; ++row) {
-                              const int64_t b = row / g.h, y = row % g.h;
-                              const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
-                              if (u8) {
-                                std::memcpy(padded8.data() + at, x + row * g.w * g.c,
-                                            g.w * g.c);
-                              } else {
-                                WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
-                                        padded.data() + at);
-                              }
-                            }
-                          });
-      const int64_t c = g.c, span = g.kw * c;
-      // Window of output pixel (b, oy, ox) into dst.
-      auto copy_window = [&g, hp, wp, c, span](const auto* image, int64_t b, int64_t oy,
-                                               int64_t ox, auto* dst) {
-        const auto* base = image + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
-        const size_t elem = sizeof(*dst);
+    } else if (u8) {
+      // Windows straight from the input: inside it, kh (or kh * kw, when dilated) plain
+      // copies; across its border, taps outside are real 0 (zero_point). No padded copy of
+      // the input, whose memset and copy cost as much as filling the rows.
+      const int64_t c = g.c, span = g.kw * c, row_stride = g.w * c;
+      const int64_t y_last = (g.kh - 1) * g.dh, x_last = (g.kw - 1) * g.dw;
+      const uint8_t fill_byte = static_cast<uint8_t>(zp);
+      auto window = [&g, x, c, span, row_stride, y_last, x_last, fill_byte](
+                        int64_t b, int64_t oy, int64_t ox, uint8_t* dst) {
+        const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+        const uint8_t* image = x + b * g.h * row_stride;
+        if (y0 >= 0 && y0 + y_last < g.h && x0 >= 0 && x0 + x_last < g.w) {
+          const uint8_t* base = image + y0 * row_stride + x0 * c;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const uint8_t* src = base + i * g.dh * row_stride;
+            if (g.dw == 1) {
+              CopyBytes(dst + i * span, src, span);
+            } else {
+              for (int64_t j = 0; j < g.kw; ++j)
+                CopyBytes(dst + i * span + j * c, src + j * g.dw * c, c);
+            }
+          }
+          return;
+        }
         for (int64_t i = 0; i < g.kh; ++i) {
-          const auto* src = base + i * g.dh * wp * c;
-          if (g.dw == 1) {
-            CopyBytes(dst + i * span, src, elem * span);
-          } else {
-            for (int64_t j = 0; j < g.kw; ++j)
-              CopyBytes(dst + i * span + j * c, src + j * g.dw * c, elem * c);
+          const int64_t y = y0 + i * g.dh;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t xx = x0 + j * g.dw;
+            uint8_t* d = dst + i * span + j * c;
+            if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
+              std::memset(d, fill_byte, c);
+            } else {
+              CopyBytes(d, image + y * row_stride + xx * c, c);
+            }
           }
         }
       };
-      fill = [&, copy_window](int64_t r, int16_t* dst) {
-        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-        copy_window(padded.data(), b, oy, ox, dst);
-      };
       // A run of rows: one division for its first pixel, then steps (divisions per row cost
       // as much as copying a 27-byte window).
-      fill8 = [&, copy_window](int64_t r, int count, uint8_t* dst, int ld) {
+      fill8 = [&, window](int64_t r, int count, uint8_t* dst, int ld) {
         int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
         for (int i = 0; i < count; ++i) {
-          copy_window(padded8.data(), b, oy, ox, dst + i * ld);
+          window(b, oy, ox, dst + i * ld);
           if (++ox == g.ow) {
             ox = 0;
             if (++oy == g.oh) {
               oy = 0;
               ++b;
             }
+          }
+        }
+      };
+    } else {
+      // The int16 kernel: the input once more, widened to x - zero_point with the padding
+      // around it (real 0), so a row of A is kh (or kh * kw, when dilated) plain copies.
+      const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+      const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+      padded.assign(g.n * hp * wp * g.c, 0);
+      auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+      ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
+                          [&](int64_t s, int64_t e) {
+                            for (int64_t row = s; row < e; ++row) {
+                              const int64_t b = row / g.h, y = row % g.h;
+                              const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
+                              WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
+                                      padded.data() + at);
+                            }
+                          });
+      const int64_t c = g.c, span = g.kw * c;
+      fill = [&, hp, wp, c, span](int64_t r, int16_t* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        const int16_t* base = padded.data() + ((b * hp + oy * g.sh) * wp + ox * g.sw) * c;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const int16_t* src = base + i * g.dh * wp * c;
+          if (g.dw == 1) {
+            std::memcpy(dst + i * span, src, sizeof(int16_t) * span);
+          } else {
+            for (int64_t j = 0; j < g.kw; ++j)
+              std::memcpy(dst + i * span + j * c, src + j * g.dw * c, sizeof(int16_t) * c);
           }
         }
       };
