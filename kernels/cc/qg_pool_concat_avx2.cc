@@ -49,24 +49,148 @@ inline void Cols(const PoolShape& s, int64_t ox, int64_t* x0, int64_t* x1) {
   *x1 = std::min<int64_t>(ox * s.sw - s.pw + s.kw, s.w);
 }
 
-// 16 u16 sums / count -> 16 bytes, as AvgRound: float32 division, round half to even. The
-// clamp to [0, 255] of AvgRound is left out: sum <= 255 * count, so the correctly rounded
-// quotient already lies in [0, 255]. Adding 1.5 * 2^23 rounds to an integer (ties to even)
-// that sits in the low mantissa bits.
-__attribute__((target("avx2"))) inline __m128i AvgFinish(__m256i sum, __m256 count) {
-  const __m256 magic = _mm256_set1_ps(12582912.0f);
-  const __m256i magic_bits = _mm256_set1_epi32(0x4B400000);
-  const __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(sum));
-  const __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(sum, 1));
-  const __m256 qlo = _mm256_div_ps(_mm256_cvtepi32_ps(lo), count);
-  const __m256 qhi = _mm256_div_ps(_mm256_cvtepi32_ps(hi), count);
-  const __m256i ilo = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(qlo, magic)), magic_bits);
-  const __m256i ihi = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(qhi, magic)), magic_bits);
-  // packus works per 128-bit lane: put the quadwords back in channel order after each pack.
-  __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(ilo, ihi), 0xD8);
-  w = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
-  return _mm256_castsi256_si128(w);
+// 16 u16 lanes holding values <= 255 -> 16 bytes (packus works per 128-bit lane; the
+// permute puts the two halves back together).
+__attribute__((target("avx2"))) inline __m128i PackBytes(__m256i w) {
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08));
 }
+
+// rint(sum / count) (AvgRound) of 16 u16 window sums <= 255 * count, one count for all lanes,
+// in integers only: q0 = floor(sum / count), near enough, by multiply-high with
+// M = ceil(2^L / count), L = 15 + ceil(log2 count) (so M < 2^16), then a shift by L - 16;
+// r = sum - q0 * count (mod 2^16, read as int16); round up when 2r > count, or 2r == count
+// and q0 is odd (ties to even). For some counts above 185, q0 is one too high for a few sums,
+// always where r then comes out negative and the rounded result is still right. The whole
+// thing, u16 wrap-around included, is checked for every count 2..257 and every sum against
+// AvgRound's float32 division + rint by tests/test_kernels_ops.py
+// (test_avg_pool_integer_rounding_matches_float_division); count 1 is the sum itself.
+struct AvgDivider {
+  int count = 0;
+  __m256i m, c, one;
+  __m128i shift;
+
+  __attribute__((target("avx2"))) explicit AvgDivider(int n) : count(n) {
+    const int ceil_log2 = n >= 2 ? 32 - __builtin_clz(static_cast<unsigned>(n - 1)) : 1;
+    const int64_t l = 15 + ceil_log2;
+    m = _mm256_set1_epi16(static_cast<int16_t>(((int64_t{1} << l) + n - 1) / n));
+    shift = _mm_cvtsi32_si128(static_cast<int>(l - 16));
+    c = _mm256_set1_epi16(static_cast<int16_t>(n));
+    one = _mm256_set1_epi16(1);
+  }
+
+  __attribute__((target("avx2"))) __m128i Round(__m256i sum) const {
+    if (count == 1) return PackBytes(sum);
+    const __m256i q0 = _mm256_srl_epi16(_mm256_mulhi_epu16(sum, m), shift);
+    const __m256i r2 = _mm256_slli_epi16(_mm256_sub_epi16(sum, _mm256_mullo_epi16(q0, c)), 1);
+    const __m256i odd = _mm256_cmpeq_epi16(_mm256_and_si256(q0, one), one);
+    const __m256i up = _mm256_or_si256(_mm256_cmpgt_epi16(r2, c),
+                                       _mm256_and_si256(_mm256_cmpeq_epi16(r2, c), odd));
+    return PackBytes(_mm256_sub_epi16(q0, up));  // up is -1 where rounding up
+  }
+};
+
+// The vertical and horizontal passes, with the count of rows / taps a template argument for
+// the usual 1..3 (so the loops unroll) and a run-time one when kN is 0.
+template <int kN>
+__attribute__((target("avx2"))) void VerticalMax(const uint8_t* p, int64_t stride, int rows,
+                                                 int64_t len, uint8_t* out) {
+  const int n = kN > 0 ? kN : rows;
+  int64_t k = 0;
+  for (; k + 32 <= len; k += 32) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
+    for (int i = 1; i < n; ++i) {
+      v = _mm256_max_epu8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * stride + k)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), v);
+  }
+  for (; k < len; ++k) {
+    uint8_t v = p[k];
+    for (int i = 1; i < n; ++i) v = std::max(v, p[i * stride + k]);
+    out[k] = v;
+  }
+}
+
+template <int kN>
+__attribute__((target("avx2"))) void MaxPixel(const uint8_t* p, int64_t c, int taps,
+                                              uint8_t* out) {
+  const int n = kN > 0 ? kN : taps;
+  int64_t k = 0;
+  for (; k + 32 <= c; k += 32) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
+    for (int j = 1; j < n; ++j) {
+      v = _mm256_max_epu8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * c + k)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), v);
+  }
+  if (k + 16 <= c) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k));
+    for (int j = 1; j < n; ++j) {
+      v = _mm_max_epu8(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j * c + k)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), v);
+    k += 16;
+  }
+  for (; k < c; ++k) {
+    uint8_t v = p[k];
+    for (int j = 1; j < n; ++j) v = std::max(v, p[j * c + k]);
+    out[k] = v;
+  }
+}
+
+template <int kN>
+__attribute__((target("avx2"))) void VerticalSum(const uint8_t* p, int64_t stride, int rows,
+                                                 int64_t len, uint16_t* out) {
+  const int n = kN > 0 ? kN : rows;
+  int64_t k = 0;
+  for (; k + 16 <= len; k += 16) {
+    __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k)));
+    for (int i = 1; i < n; ++i) {
+      a = _mm256_add_epi16(a, _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                  reinterpret_cast<const __m128i*>(p + i * stride + k))));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), a);
+  }
+  for (; k < len; ++k) {
+    uint16_t a = 0;
+    for (int i = 0; i < n; ++i) a = static_cast<uint16_t>(a + p[i * stride + k]);
+    out[k] = a;
+  }
+}
+
+template <int kN>
+__attribute__((target("avx2"))) void AvgPixel(const uint16_t* p, int64_t c, int taps,
+                                              const AvgDivider& d, uint8_t* out) {
+  const int n = kN > 0 ? kN : taps;
+  int64_t k = 0;
+  for (; k + 16 <= c; k += 16) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
+    for (int j = 1; j < n; ++j) {
+      a = _mm256_add_epi16(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * c + k)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), d.Round(a));
+  }
+  for (; k < c; ++k) {
+    int32_t a = 0;
+    for (int j = 0; j < n; ++j) a += p[j * c + k];
+    out[k] = AvgRound(a, d.count);
+  }
+}
+
+// F<1>, F<2>, F<3> or F<0> (run-time count) for n.
+#define QG_BY_COUNT(n, F, ...) \
+  switch (n) {                 \
+    case 1:                    \
+      F<1>(__VA_ARGS__);       \
+      break;                   \
+    case 2:                    \
+      F<2>(__VA_ARGS__);       \
+      break;                   \
+    case 3:                    \
+      F<3>(__VA_ARGS__);       \
+      break;                   \
+    default:                   \
+      F<0>(__VA_ARGS__);       \
+  }
 
 // RequantByte on 8 bytes -> 8 int32 lanes in [0, 255].
 struct Requant8 {
@@ -96,55 +220,18 @@ __attribute__((target("avx2"))) void MaxPoolRowsAvx2(const PoolShape& s, const u
   const int64_t c = s.c, row_stride = s.w * s.c;
   for (int64_t r = r0; r < r1; ++r) {
     const RowWindow win = WindowOf(s, x, r);
-    // Vertical max of the window's rows.
-    const uint8_t* vb = win.first_row;
+    const uint8_t* vb = win.first_row;  // a single row needs no vertical pass
     if (win.rows > 1) {
       uint8_t* buf = ByteScratch(win.len);
-      int64_t k = 0;
-      for (; k + 32 <= win.len; k += 32) {
-        const uint8_t* p = win.first_row + k;
-        __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-        for (int i = 1; i < win.rows; ++i) {
-          m = _mm256_max_epu8(
-              m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * row_stride)));
-        }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + k), m);
-      }
-      for (; k < win.len; ++k) {
-        uint8_t m = win.first_row[k];
-        for (int i = 1; i < win.rows; ++i) m = std::max(m, win.first_row[k + i * row_stride]);
-        buf[k] = m;
-      }
+      QG_BY_COUNT(win.rows, VerticalMax, win.first_row, row_stride, win.rows, win.len, buf);
       vb = buf;
     }
-    // Horizontal max over each output pixel's columns.
     uint8_t* out = y + r * s.ow * c;
     for (int64_t ox = 0; ox < s.ow; ++ox, out += c) {
       int64_t x0, x1;
       Cols(s, ox, &x0, &x1);
-      const uint8_t* p = vb + x0 * c;
       const int taps = static_cast<int>(x1 - x0);
-      int64_t k = 0;
-      for (; k + 32 <= c; k += 32) {
-        __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
-        for (int j = 1; j < taps; ++j) {
-          m = _mm256_max_epu8(m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * c + k)));
-        }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), m);
-      }
-      if (k + 16 <= c) {
-        __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k));
-        for (int j = 1; j < taps; ++j) {
-          m = _mm_max_epu8(m, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j * c + k)));
-        }
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), m);
-        k += 16;
-      }
-      for (; k < c; ++k) {
-        uint8_t m = p[k];
-        for (int j = 1; j < taps; ++j) m = std::max(m, p[j * c + k]);
-        out[k] = m;
-      }
+      QG_BY_COUNT(taps, MaxPixel, vb + x0 * c, c, taps, out);
     }
   }
 }
@@ -152,47 +239,21 @@ __attribute__((target("avx2"))) void MaxPoolRowsAvx2(const PoolShape& s, const u
 __attribute__((target("avx2"))) void AvgPoolRowsAvx2(const PoolShape& s, const uint8_t* x,
                                                       uint8_t* y, int64_t r0, int64_t r1) {
   const int64_t c = s.c, row_stride = s.w * s.c;
+  AvgDivider d(1);
   for (int64_t r = r0; r < r1; ++r) {
     const RowWindow win = WindowOf(s, x, r);
-    // Vertical u16 sums of the window's rows (<= 255 * kh each).
+    // u16 sums: <= 255 * kh after the vertical pass, <= 255 * kh * kw <= 65535 after the
+    // horizontal one (kh * kw <= kAvgPoolMaxTaps).
     uint16_t* vs = WordScratch(win.len);
-    int64_t k = 0;
-    for (; k + 16 <= win.len; k += 16) {
-      const uint8_t* p = win.first_row + k;
-      __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      for (int i = 1; i < win.rows; ++i) {
-        a = _mm256_add_epi16(a, _mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                    reinterpret_cast<const __m128i*>(p + i * row_stride))));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(vs + k), a);
-    }
-    for (; k < win.len; ++k) {
-      uint16_t a = 0;
-      for (int i = 0; i < win.rows; ++i) a += win.first_row[k + i * row_stride];
-      vs[k] = a;
-    }
-    // Horizontal sums (<= 255 * kh * kw <= 65535) and the division by the tap count.
+    QG_BY_COUNT(win.rows, VerticalSum, win.first_row, row_stride, win.rows, win.len, vs);
     uint8_t* out = y + r * s.ow * c;
     for (int64_t ox = 0; ox < s.ow; ++ox, out += c) {
       int64_t x0, x1;
       Cols(s, ox, &x0, &x1);
-      const uint16_t* p = vs + x0 * c;
       const int taps = static_cast<int>(x1 - x0);
       const int count = win.rows * taps;
-      const __m256 cnt = _mm256_set1_ps(static_cast<float>(count));
-      int64_t k = 0;
-      for (; k + 16 <= c; k += 16) {
-        __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
-        for (int j = 1; j < taps; ++j) {
-          a = _mm256_add_epi16(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * c + k)));
-        }
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), AvgFinish(a, cnt));
-      }
-      for (; k < c; ++k) {
-        int32_t a = 0;
-        for (int j = 0; j < taps; ++j) a += p[j * c + k];
-        out[k] = AvgRound(a, count);
-      }
+      if (count != d.count) d = AvgDivider(count);
+      QG_BY_COUNT(taps, AvgPixel, vs + x0 * c, c, taps, d, out);
     }
   }
 }
@@ -214,5 +275,7 @@ __attribute__((target("avx2"))) void RequantBytesAvx2(const uint8_t* src, uint8_
   }
   for (; k < len; ++k) dst[k] = RequantByte(src[k], zero_point, ratio, zp_out);
 }
+
+#undef QG_BY_COUNT
 
 }  // namespace qg

@@ -5,8 +5,10 @@
 // bit-identical to the portable loops in qg_pool_concat_kernels.cc (kernels/OPS.md):
 //   max  exact by construction (byte max);
 //   avg  integer window sums (u16, exact while the window has at most 257 taps, since
-//        255 * 257 = 65535), then the same float32 division and round-half-even as the
-//        portable loop (one vdivps lane per channel, no reciprocal);
+//        255 * 257 = 65535), then rint(sum / count) in integers (multiply-high, shift,
+//        remainder test, ties to even), checked exhaustively for every count and sum against
+//        the float32 division + round-half-even of the portable loop (AvgDivider in
+//        qg_pool_concat_avx2.cc);
 //   concat  the same float32 operations, in the same order, that build the portable loop's
 //        256-entry table, one lane per byte.
 #ifndef QG_KERNELS_CC_QG_POOL_CONCAT_SIMD_H_
