@@ -136,7 +136,8 @@ class QgQuantizedConcatOp : public OpKernel {
     TensorShape out_shape = first.shape();
     int64_t total = 0;
     std::vector<std::array<uint8_t, 256>> tables(n);
-    std::vector<Range> ranges(n);
+    std::vector<float> ratios(n);
+    std::vector<int> zero_points(n);
     std::vector<char> identity(n);
     for (int i = 0; i < n; ++i) {
       const Tensor& v = values[i];
@@ -162,8 +163,9 @@ class QgQuantizedConcatOp : public OpKernel {
       OP_REQUIRES_OK(ctx, MakeRange(type_string(), min_name.c_str(), max_name.c_str(), mn, mx,
                                     &r));
       // v = (float)(q - zp_i) * (scale_i / scale_out) + zp_out, one table per input.
-      ranges[i] = r;
       const float ratio = r.scale / out_range.scale;
+      ratios[i] = ratio;
+      zero_points[i] = r.zero_point;
       const float zp_out = static_cast<float>(out_range.zero_point);
       bool same = true;
       for (int q = 0; q < 256; ++q) {
@@ -200,11 +202,11 @@ class QgQuantizedConcatOp : public OpKernel {
             for (int i = 0; i < n; ++i) {
               const int64_t len = lens[i];
               const uint8_t* src = srcs[i] + o * len;
+              if (len == 0) continue;
               if (identity[i]) {
                 std::memcpy(dst, src, len);
               } else if (simd) {
-                RequantBytesAvx2(src, dst, len, ranges[i].zero_point,
-                                 ranges[i].scale / out_range.scale, zp_out);
+                RequantBytesAvx2(src, dst, len, zero_points[i], ratios[i], zp_out);
               } else {
                 const uint8_t* t = tables[i].data();
                 for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
