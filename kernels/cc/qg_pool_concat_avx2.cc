@@ -258,22 +258,25 @@ __attribute__((target("avx2"))) void AvgPoolRowsAvx2(const PoolShape& s, const u
   }
 }
 
-__attribute__((target("avx2"))) void RequantBytesAvx2(const uint8_t* src, uint8_t* dst,
-                                                       int64_t len, int zero_point, float ratio,
-                                                       float zp_out) {
+__attribute__((target("avx2"))) void RequantRowsAvx2(const uint8_t* src, int64_t len,
+                                                      int64_t rows, uint8_t* dst,
+                                                      int64_t dst_stride, int zero_point,
+                                                      float ratio, float zp_out) {
   // RequantByte's float operations, in its order, 8 lanes at a time (no FMA: separate
   // multiply and add, as the portable table is built under -ffp-contract=off).
   const Requant8 f(zero_point, ratio, zp_out);
   // Bytes of four 8-lane groups after the two packs are in dword order 0,4,1,5,2,6,3,7.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  int64_t k = 0;
-  for (; k + 32 <= len; k += 32) {
-    const __m256i a = _mm256_packus_epi32(f.Eight(src + k), f.Eight(src + k + 8));
-    const __m256i c = _mm256_packus_epi32(f.Eight(src + k + 16), f.Eight(src + k + 24));
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, c), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), bytes);
+  for (int64_t r = 0; r < rows; ++r, src += len, dst += dst_stride) {
+    int64_t k = 0;
+    for (; k + 32 <= len; k += 32) {
+      const __m256i a = _mm256_packus_epi32(f.Eight(src + k), f.Eight(src + k + 8));
+      const __m256i c = _mm256_packus_epi32(f.Eight(src + k + 16), f.Eight(src + k + 24));
+      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, c), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), bytes);
+    }
+    for (; k < len; ++k) dst[k] = RequantByte(src[k], zero_point, ratio, zp_out);
   }
-  for (; k < len; ++k) dst[k] = RequantByte(src[k], zero_point, ratio, zp_out);
 }
 
 #undef QG_BY_COUNT

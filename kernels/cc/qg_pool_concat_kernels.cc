@@ -197,21 +197,25 @@ class QgQuantizedConcatOp : public OpKernel {
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     ::tensorflow::Shard(
         workers->NumThreads(), workers, outer, out_row, [&](int64_t s, int64_t e) {
-          for (int64_t o = s; o < e; ++o) {
-            uint8_t* dst = y + o * out_row;
-            for (int i = 0; i < n; ++i) {
-              const int64_t len = lens[i];
-              const uint8_t* src = srcs[i] + o * len;
-              if (len == 0) continue;
-              if (identity[i]) {
+          // Input by input: each one's rows [s, e) into its slice of the output rows.
+          int64_t offset = 0;
+          for (int i = 0; i < n; ++i) {
+            const int64_t len = lens[i];
+            const uint8_t* src = srcs[i] + s * len;
+            uint8_t* dst = y + s * out_row + offset;
+            offset += len;
+            if (len == 0) continue;
+            if (identity[i]) {
+              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
                 std::memcpy(dst, src, len);
-              } else if (simd) {
-                RequantBytesAvx2(src, dst, len, zero_points[i], ratios[i], zp_out);
-              } else {
-                const uint8_t* t = tables[i].data();
+              }
+            } else if (simd) {
+              RequantRowsAvx2(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
+            } else {
+              const uint8_t* t = tables[i].data();
+              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
                 for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
               }
-              dst += len;
             }
           }
         });

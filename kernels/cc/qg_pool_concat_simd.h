@@ -54,9 +54,10 @@ void MaxPoolRowsAvx2(const PoolShape& s, const uint8_t* x, uint8_t* y, int64_t r
 // Requires s.kh * s.kw <= kAvgPoolMaxTaps.
 void AvgPoolRowsAvx2(const PoolShape& s, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
 
-// dst[k] = clamp(rint((float)(src[k] - zero_point) * ratio + zp_out), 0, 255), k < len.
-void RequantBytesAvx2(const uint8_t* src, uint8_t* dst, int64_t len, int zero_point,
-                      float ratio, float zp_out);
+// RequantByte over rows [0, rows) of len bytes: src rows are contiguous, dst rows dst_stride
+// apart (one input's slice of the concat output).
+void RequantRowsAvx2(const uint8_t* src, int64_t len, int64_t rows, uint8_t* dst,
+                     int64_t dst_stride, int zero_point, float ratio, float zp_out);
 
 }  // namespace qg
 
