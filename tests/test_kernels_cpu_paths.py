@@ -1,6 +1,8 @@
 """QG_CPU_PATH: every GEMM path this CPU has gives identical results; forcing a path the CPU
 lacks (or a bad name) is a clear error, not an illegal instruction. Each path runs in its own
-process (the path is chosen when the library loads): this file run as a script is the worker."""
+process (the path is chosen when the library loads): this file run as a script is the worker.
+The pool and concat kernels follow the same path choice; on every path their outputs must equal
+the NumPy reference exactly."""
 import os
 import subprocess
 import sys
@@ -40,7 +42,36 @@ def _worker(out_path):
                                   [], [], [], strides=[1, 1, 1, 1], padding="SAME",
                                   out_type=tf.float32)[0]
     np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy(),
-             acc7=acc7.numpy())
+             acc7=acc7.numpy(), **_pool_concat_outputs(qg))
+
+
+def _pool_concat_outputs(qg):
+    from tests.kernels_helpers import POOL_CASES, concat_cases, nhwc, np_out, pool_input, u8
+    out = {}
+    for i, case in enumerate(POOL_CASES):
+        x = pool_input(case, i)
+        _, ksize, strides, padding, _ = case
+        for name, op in (("max", qg.qg_quantized_max_pool), ("avg", qg.qg_quantized_avg_pool)):
+            out[f"{name}{i}"] = np_out(op(u8(x), 0.0, 6.0, ksize=nhwc(ksize),
+                                          strides=nhwc(strides), padding=padding)[0])
+    for i, (values, mins, maxes, mn, mx, axis) in enumerate(concat_cases()):
+        out[f"concat{i}"] = np_out(qg.qg_quantized_concat([u8(v) for v in values], mins, maxes,
+                                                          mn, mx, axis=axis)[0])
+    return out
+
+
+def _pool_concat_reference():
+    from quantize_graph.kernels import numpy_reference as R
+    from tests.kernels_helpers import POOL_CASES, concat_cases, pool_input
+    want = {}
+    for i, case in enumerate(POOL_CASES):
+        x = pool_input(case, i)
+        _, ksize, strides, padding, _ = case
+        want[f"max{i}"] = R.max_pool(x, ksize, strides, padding)
+        want[f"avg{i}"] = R.avg_pool(x, ksize, strides, padding)
+    for i, (values, mins, maxes, mn, mx, axis) in enumerate(concat_cases()):
+        want[f"concat{i}"] = R.concat(values, mins, maxes, mn, mx, axis)
+    return want
 
 
 def _run(path_name, tmp_path):
@@ -72,6 +103,9 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
     ref = np.load(portable)
     # the accumulators really are the exact sums (the reference is checked elsewhere too)
     assert ref["acc"].shape == (2, 8, 13, 45) and ref["mm"].shape == (3, 70)
+    pool_concat = _pool_concat_reference()
+    for key, want in pool_concat.items():
+        np.testing.assert_array_equal(ref[key], want, err_msg=f"portable vs reference: {key}")
     others = [p for p, flag in (("avx2", "avx2"), ("vnni", "avx512_vnni")) if _cpu_has(flag)]
     if not others:
         pytest.skip("this CPU has neither AVX2 nor AVX-512 VNNI: only the portable path runs")
@@ -82,6 +116,8 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
         got = np.load(out)
         for key in ("acc", "q", "mm", "acc7"):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
+        for key, want in pool_concat.items():
+            np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")
 
 
 @pytest.mark.parametrize("value", ["vnni"])

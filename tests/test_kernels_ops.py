@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from quantize_graph.kernels import numpy_reference as R
-from tests.kernels_helpers import load_or_skip, nhwc, np_out, s8, u8
+from tests.kernels_helpers import (POOL_CASES, concat_cases, load_or_skip, nhwc, np_out,
+                                   pool_input, s8, u8)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -251,6 +252,65 @@ def test_concat(qg, axis):
     out, mn, mx = qg.qg_quantized_concat([u8(v) for v in values], mins, maxes, -6.0, 6.0,
                                          axis=axis)
     np.testing.assert_array_equal(np_out(out), R.concat(values, mins, maxes, -6.0, 6.0, axis))
+
+
+@pytest.mark.parametrize("case", range(len(POOL_CASES)))
+def test_pool_shapes(qg, case):
+    """The shapes that reach every branch of the pool loops (kernels_helpers.POOL_CASES)."""
+    shape, ksize, strides, padding, _ = POOL_CASES[case]
+    x = pool_input(POOL_CASES[case], case)
+    for op, ref in ((qg.qg_quantized_max_pool, R.max_pool), (qg.qg_quantized_avg_pool, R.avg_pool)):
+        out = op(u8(x), 0.0, 6.0, ksize=nhwc(ksize), strides=nhwc(strides), padding=padding)[0]
+        np.testing.assert_array_equal(np_out(out), ref(x, ksize, strides, padding),
+                                      err_msg=f"{op.__name__} {POOL_CASES[case]}")
+
+
+# Windows of 1 to 257 taps (the most whose sums the AVX2 loop keeps in u16), as rows,
+# columns or both, each run with every window sum 0 .. 255 * taps once, one per channel.
+AVG_WINDOWS = [(1, 1), (1, 2), (3, 1), (2, 2), (1, 5), (2, 3), (7, 1), (2, 4), (3, 3), (2, 5),
+               (11, 1), (3, 4), (13, 1), (2, 7), (3, 5), (4, 4), (5, 5), (7, 7), (8, 8),
+               (10, 10), (1, 127), (8, 16), (1, 129), (5, 37), (2, 93), (16, 16), (257, 1)]
+
+
+@pytest.mark.parametrize("window", AVG_WINDOWS, ids=lambda w: f"{w[0]}x{w[1]}")
+def test_avg_pool_every_window_sum(qg, window):
+    kh, kw = window
+    taps = kh * kw
+    sums = np.arange(255 * taps + 1)
+    # channel k holds bytes summing to k: 255, 255, ..., the rest, 0, ... over the window
+    x = np.clip(sums[None, :] - 255 * np.arange(taps)[:, None], 0, 255).astype(np.uint8)
+    x = np.random.default_rng(taps).permuted(x, axis=0).reshape(1, kh, kw, -1)
+    out = qg.qg_quantized_avg_pool(u8(x), 0.0, 6.0, ksize=nhwc(window), strides=[1, 1, 1, 1],
+                                   padding="VALID")[0]
+    want = np.rint(sums.astype(np.float32) / np.float32(taps)).astype(np.uint8)
+    np.testing.assert_array_equal(np_out(out).reshape(-1), want)
+
+
+def test_avg_pool_integer_rounding_matches_float_division():
+    """The AVX2 average's rint(sum / count) in 16-bit integer lanes (AvgDivider in
+    qg_pool_concat_avx2.cc), step by step with its wrap-around, against OPS.md's float32
+    division + rint, for every count 2..257 (count 1 is the sum) and every sum <= 255 * count."""
+    def i16(v):
+        return ((v & 0xFFFF) ^ 0x8000) - 0x8000
+
+    for count in range(2, 258):
+        lg = 15 + int(count - 1).bit_length()
+        m = -(-(1 << lg) // count)
+        assert m < 1 << 16
+        t = np.arange(255 * count + 1, dtype=np.int64)
+        q0 = ((t * m) >> 16) >> (lg - 16)  # mulhi_epu16, srl_epi16
+        r2 = i16((t - ((q0 * count) & 0xFFFF)) << 1)  # mullo, sub, slli, as int16
+        up = (r2 > count) | ((r2 == count) & ((q0 & 1) == 1))  # cmpgt / cmpeq: signed
+        q = np.clip(i16(q0 + up), 0, 255)  # (q0 - mask); packus_epi16 saturates to [0, 255]
+        want = np.rint(t.astype(np.float32) / np.float32(count))
+        np.testing.assert_array_equal(q, want, err_msg=f"count {count}")
+
+
+@pytest.mark.parametrize("case", range(len(concat_cases())))
+def test_concat_copied_and_remapped_inputs(qg, case):
+    values, mins, maxes, mn, mx, axis = concat_cases()[case]
+    out = qg.qg_quantized_concat([u8(v) for v in values], mins, maxes, mn, mx, axis=axis)[0]
+    np.testing.assert_array_equal(np_out(out), R.concat(values, mins, maxes, mn, mx, axis))
 
 
 def test_empty_tensors_give_empty_outputs(qg):

@@ -1,8 +1,11 @@
 // CPU kernels of QgQuantizedMaxPool, QgQuantizedAvgPool and QgQuantizedConcat (kernels/OPS.md).
+// The portable loops are here; on the avx2 (or vnni) path the AVX2 loops of
+// qg_pool_concat_avx2.cc run instead, with bit-identical results.
 #include <array>
 #include <cstring>
 
 #include "qg_common.h"
+#include "qg_pool_concat_simd.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/util/work_sharder.h"
 
@@ -51,6 +54,24 @@ class QgPoolOp : public OpKernel {
     const uint8_t* x = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
     uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const bool simd = SelectedPath() != CpuPath::kPortable &&
+                      (kMax || static_cast<int64_t>(kh_) * kw_ <= kAvgPoolMaxTaps);
+    if (simd) {
+      PoolShape s;
+      s.n = n, s.h = h, s.w = w, s.c = c, s.oh = oh, s.ow = ow, s.ph = ph, s.pw = pw;
+      s.kh = kh_, s.kw = kw_, s.sh = sh_, s.sw = sw_;
+      // One unit is one output row: the vertical pass reads kh input rows, the horizontal
+      // one kw columns per pixel.
+      ::tensorflow::Shard(workers->NumThreads(), workers, n * oh,
+                          (kh_ * sw_ + kw_) * ow * c, [&](int64_t s0, int64_t s1) {
+                            if (kMax) {
+                              MaxPoolRowsAvx2(s, x, y, s0, s1);
+                            } else {
+                              AvgPoolRowsAvx2(s, x, y, s0, s1);
+                            }
+                          });
+      return;
+    }
     ::tensorflow::Shard(
         workers->NumThreads(), workers, rows, kh_ * kw_ * c, [&](int64_t s, int64_t e) {
           std::vector<int32_t> acc(c);
@@ -77,14 +98,7 @@ class QgPoolOp : public OpKernel {
             if (kMax) {
               for (int64_t k = 0; k < c; ++k) o[k] = static_cast<uint8_t>(acc[k]);
             } else {
-              // A window can be all padding only if the kernel is smaller than the padding,
-              // which SAME never produces; guard anyway.
-              const float cnt = static_cast<float>(std::max(count, 1));
-              for (int64_t k = 0; k < c; ++k) {
-                float v = static_cast<float>(acc[k]) / cnt;
-                v = std::fmin(std::fmax(v, 0.0f), 255.0f);
-                o[k] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
-              }
+              for (int64_t k = 0; k < c; ++k) o[k] = AvgRound(acc[k], count);
             }
           }
         });
@@ -122,6 +136,9 @@ class QgQuantizedConcatOp : public OpKernel {
     TensorShape out_shape = first.shape();
     int64_t total = 0;
     std::vector<std::array<uint8_t, 256>> tables(n);
+    std::vector<float> ratios(n);
+    std::vector<int> zero_points(n);
+    std::vector<char> identity(n);
     for (int i = 0; i < n; ++i) {
       const Tensor& v = values[i];
       OP_REQUIRES(ctx, v.dims() == rank,
@@ -147,13 +164,16 @@ class QgQuantizedConcatOp : public OpKernel {
                                     &r));
       // v = (float)(q - zp_i) * (scale_i / scale_out) + zp_out, one table per input.
       const float ratio = r.scale / out_range.scale;
+      ratios[i] = ratio;
+      zero_points[i] = r.zero_point;
       const float zp_out = static_cast<float>(out_range.zero_point);
+      bool same = true;
       for (int q = 0; q < 256; ++q) {
-        float v = static_cast<float>(q - r.zero_point) * ratio;
-        v = v + zp_out;
-        v = std::fmin(std::fmax(v, 0.0f), 255.0f);
-        tables[i][q] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+        tables[i][q] = RequantByte(q, r.zero_point, ratio, zp_out);
+        same = same && tables[i][q] == q;
       }
+      // The input's range maps every byte to itself (e.g. it equals the output range): copy.
+      identity[i] = same;
     }
     out_shape.set_dim(axis, total);
     Tensor* out = nullptr;
@@ -165,22 +185,40 @@ class QgQuantizedConcatOp : public OpKernel {
     for (int d = axis + 1; d < rank; ++d) inner *= out_shape.dim_size(d);
     uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     const int64_t out_row = total * inner;
+    const bool simd = SelectedPath() != CpuPath::kPortable;
+    const float zp_out = static_cast<float>(out_range.zero_point);
+    // Each input's bytes and the length of one of its rows, read once (not per row).
+    std::vector<const uint8_t*> srcs(n);
+    std::vector<int64_t> lens(n);
+    for (int i = 0; i < n; ++i) {
+      srcs[i] = reinterpret_cast<const uint8_t*>(values[i].tensor_data().data());
+      lens[i] = values[i].dim_size(axis) * inner;
+    }
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    ::tensorflow::Shard(workers->NumThreads(), workers, outer, out_row,
-                        [&](int64_t s, int64_t e) {
-                          for (int64_t o = s; o < e; ++o) {
-                            uint8_t* dst = y + o * out_row;
-                            for (int i = 0; i < n; ++i) {
-                              const int64_t len = values[i].dim_size(axis) * inner;
-                              const uint8_t* src = reinterpret_cast<const uint8_t*>(
-                                                       values[i].tensor_data().data()) +
-                                                   o * len;
-                              const uint8_t* t = tables[i].data();
-                              for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
-                              dst += len;
-                            }
-                          }
-                        });
+    ::tensorflow::Shard(
+        workers->NumThreads(), workers, outer, out_row, [&](int64_t s, int64_t e) {
+          // Input by input: each one's rows [s, e) into its slice of the output rows.
+          int64_t offset = 0;
+          for (int i = 0; i < n; ++i) {
+            const int64_t len = lens[i];
+            const uint8_t* src = srcs[i] + s * len;
+            uint8_t* dst = y + s * out_row + offset;
+            offset += len;
+            if (len == 0) continue;
+            if (identity[i]) {
+              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
+                std::memcpy(dst, src, len);
+              }
+            } else if (simd) {
+              RequantRowsAvx2(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
+            } else {
+              const uint8_t* t = tables[i].data();
+              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
+                for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
+              }
+            }
+          }
+        });
   }
 
  private:
