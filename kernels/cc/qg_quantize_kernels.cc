@@ -22,6 +22,30 @@ inline float ClampNanLow(float v, float lo, float hi) {
   return v < hi ? v : hi;
 }
 
+// The element loops take plain arguments, not a lambda's captures: through captures the
+// stores to q (uint8_t, which may alias anything) reload every capture each element and keep
+// the loop scalar.
+// q = clamp(rint(x / scale), lo, hi) + zp
+void QuantizeSpan(const float* x, uint8_t* q, int64_t n, float scale, float lo, float hi,
+                  int zp) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] / scale;
+    v = ClampNanLow(v, lo, hi);  // NaN -> lo (code 0)
+    q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)) + zp);
+  }
+}
+
+// q[i] = clamp(rint(acc[i] * m[channel] + zp), 0, 255), i in [s, e); channels 0: one m.
+void RequantizeSpan(const int32_t* acc, uint8_t* q, int64_t s, int64_t e, const float* m,
+                    int64_t channels, float zp) {
+  for (int64_t i = s; i < e; ++i) {
+    float v = static_cast<float>(acc[i]) * m[channels ? i % channels : 0];
+    v = v + zp;
+    v = ClampNanLow(v, 0.0f, 255.0f);
+    q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+  }
+}
+
 // Element-wise work over the CPU pool.
 template <typename F>
 void ParallelElements(OpKernelContext* ctx, int64_t n, int64_t cost, F&& fn) {
@@ -48,11 +72,7 @@ class QgQuantizeOp : public OpKernel {
     const int zp = r.zero_point;
     // clamp(rint(x / scale) + zp, 0, 255) == rint(clamp(x / scale, -zp, 255 - zp)) + zp
     ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) {
-        float v = x[i] / scale;
-        v = ClampNanLow(v, lo, hi);  // NaN -> lo (code 0)
-        q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)) + zp);
-      }
+      QuantizeSpan(x + s, q + s, e - s, scale, lo, hi, zp);
     });
   }
 };
@@ -113,12 +133,7 @@ class QgRequantizeOp : public OpKernel {
     const int32_t* acc = reinterpret_cast<const int32_t*>(in.tensor_data().data());
     uint8_t* q = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     ParallelElements(ctx, n, 8, [&](int64_t st, int64_t e) {
-      for (int64_t i = st; i < e; ++i) {
-        float v = static_cast<float>(acc[i]) * m[per_channel ? i % channels : 0];
-        v = v + zp;
-        v = ClampNanLow(v, 0.0f, 255.0f);
-        q[i] = static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
-      }
+      RequantizeSpan(acc, q, st, e, m.data(), per_channel ? channels : 0, zp);
     });
   }
 };
