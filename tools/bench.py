@@ -1,5 +1,5 @@
 """`make bench`: float vs eightbit (onednn, kernels, reference) on generated Inception-v3,
-and float vs eightbit (onednn) on generated ResNet-50 and MobileNet-v2 (224x224).
+and float vs eightbit (onednn, kernels) on generated ResNet-50 and MobileNet-v2 (224x224).
 
 Batch 1 and 8, 2 threads, graphs interleaved in one process (benchmark_graph). The onednn and
 kernels graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
@@ -127,24 +127,26 @@ def kernels_report(float_path, reference_result, args):
 
 
 def residual_report(args):
-    """Float vs onednn on the generated ResNet-50 and MobileNet-v2 (a markdown section)."""
-    lines = ["## Residual networks (onednn)", "",
+    """Float vs onednn and vs kernels on the generated ResNet-50 and MobileNet-v2 (markdown)."""
+    lines = ["## Residual networks (onednn, kernels)", "",
              "Generated ResNet-50 and MobileNet-v2 (tools/make_resnet50.py, make_mobilenet_v2.py), "
              "224x224, calibrated on 100 photos; agreement on the next 200. Median (min-max) ms:", "",
-             "| model | agreement | batch | float | eightbit onednn | float / onednn |",
-             "|---|---|---|---|---|---|"]
+             "| model | target | agreement | batch | float | eightbit | float / eightbit |",
+             "|---|---|---|---|---|---|---|"]
     for name, path_of in RESIDUAL_MODELS.items():
         float_path = path_of(224)
-        quantized = float_path.replace(".pb", "_onednn.pb")
-        quantize(float_path, quantized, "onednn", args.photos, RESIDUAL_PREPROCESSING)
-        agree, count = agreement(float_path, quantized, args.photos, RESIDUAL_PREPROCESSING)
-        result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
-        for batch in (1, 8):
-            r = row(result, batch)
-            lines.append("| %s | %.1f%% of %d | %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** |" % (
-                name, 100 * agree, count, batch, r["A"]["median_ms"], r["A"]["min_ms"], r["A"]["max_ms"],
-                r["B"]["median_ms"], r["B"]["min_ms"], r["B"]["max_ms"], r["ratio"]))
-        print("%s done" % name, flush=True)
+        for target in ("onednn", "kernels"):
+            quantized = float_path.replace(".pb", "_%s.pb" % target)
+            quantize(float_path, quantized, target, args.photos, RESIDUAL_PREPROCESSING)
+            agree, count = agreement(float_path, quantized, args.photos, RESIDUAL_PREPROCESSING)
+            result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
+            for batch in (1, 8):
+                r = row(result, batch)
+                lines.append("| %s | %s | %.1f%% of %d | %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** |" % (
+                    name, target, 100 * agree, count, batch, r["A"]["median_ms"], r["A"]["min_ms"],
+                    r["A"]["max_ms"], r["B"]["median_ms"], r["B"]["min_ms"], r["B"]["max_ms"],
+                    r["ratio"]))
+            print("%s %s done" % (name, target), flush=True)
     return "\n".join(lines + [""])
 
 

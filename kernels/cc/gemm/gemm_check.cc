@@ -1,6 +1,7 @@
 // Standalone (TF-free) check of the GEMM core: every micro-kernel this CPU can run (portable,
 // AVX2 int16, AVX2 byte where the weights allow it, AVX-512 VNNI) against a scalar reference on
-// random shapes, plus a rough single-thread speed. `make gemm-check`; exits 1 on a mismatch.
+// random shapes, plus a rough single-thread speed and the CPU's own ceilings (fp32 FMA vs the byte
+// kernel's instructions). `make gemm-check`; exits 1 on a mismatch.
 // Useful on a machine with VNNI, which the development machine lacks.
 #include <algorithm>
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include <immintrin.h>
 
 #include "qg_gemm.h"
 
@@ -95,6 +98,83 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
   return ok;
 }
 
+// The CPU's own ceilings, one thread: fp32 FMA (what a float conv can reach) and the AVX2
+// byte kernel's instruction triple (vpmaddubsw + vpmaddwd + vpaddd, 32 products), on
+// independent register chains with nothing loaded from memory. The weights change every
+// iteration, so the compiler cannot fold the products away.
+constexpr long kCeilingIters = 100000000;
+
+__attribute__((noinline, target("avx2,fma"))) double FmaCeiling() {
+  // Named registers, not arrays, so that every chain stays in a register.
+  __m256 f0 = _mm256_set1_ps(1.0f), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0,
+         f7 = f0, f8 = f0, f9 = f0;
+  const __m256 fm = _mm256_set1_ps(0.999999f), fa = _mm256_set1_ps(1e-7f);
+  const std::clock_t c0 = std::clock();
+  for (long i = 0; i < kCeilingIters; ++i) {
+#define QG_F(j) f##j = _mm256_fmadd_ps(f##j, fm, fa);
+    QG_F(0) QG_F(1) QG_F(2) QG_F(3) QG_F(4) QG_F(5) QG_F(6) QG_F(7) QG_F(8) QG_F(9)
+#undef QG_F
+  }
+  const double secs = double(std::clock() - c0) / CLOCKS_PER_SEC;
+  const __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(f0, f1), _mm256_add_ps(f2, f3)),
+                                   _mm256_add_ps(_mm256_add_ps(f4, f5), _mm256_add_ps(
+                                       _mm256_add_ps(f6, f7), _mm256_add_ps(f8, f9))));
+  volatile float keep = sum[0];
+  (void)keep;
+  return kCeilingIters * 10.0 * 8 / secs / 1e9;
+}
+
+__attribute__((noinline, target("avx2"))) double ByteCeiling() {
+  // In assembly, so that the compiler cannot spill: 6 accumulators (ymm0-5), 6 activation
+  // vectors (ymm6-11), the weights (ymm14, stepped each iteration) and the ones (ymm15).
+  long n = kCeilingIters;
+  const std::clock_t c0 = std::clock();
+  __asm__ volatile(
+      "vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vmovdqa %%ymm0, %%ymm1\n\tvmovdqa %%ymm0, %%ymm2\n\tvmovdqa %%ymm0, %%ymm3\n\t"
+      "vmovdqa %%ymm0, %%ymm4\n\tvmovdqa %%ymm0, %%ymm5\n\t"
+      "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\tvpsrlw $15, %%ymm15, %%ymm15\n\t"  // ones
+      "vpaddw %%ymm15, %%ymm15, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm7\n\t"
+      "vpaddw %%ymm7, %%ymm15, %%ymm8\n\tvpaddw %%ymm8, %%ymm15, %%ymm9\n\t"
+      "vpaddw %%ymm9, %%ymm15, %%ymm10\n\tvpaddw %%ymm10, %%ymm15, %%ymm11\n\t"
+      "vmovdqa %%ymm11, %%ymm14\n\t"
+      "1:\n\t"
+      "vpmaddubsw %%ymm14, %%ymm6, %%ymm12\n\t"
+      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm0, %%ymm0\n\t"
+      "vpmaddubsw %%ymm14, %%ymm7, %%ymm13\n\t"
+      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
+      "vpaddd %%ymm13, %%ymm1, %%ymm1\n\t"
+      "vpmaddubsw %%ymm14, %%ymm8, %%ymm12\n\t"
+      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm2, %%ymm2\n\t"
+      "vpmaddubsw %%ymm14, %%ymm9, %%ymm13\n\t"
+      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
+      "vpaddd %%ymm13, %%ymm3, %%ymm3\n\t"
+      "vpmaddubsw %%ymm14, %%ymm10, %%ymm12\n\t"
+      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm4, %%ymm4\n\t"
+      "vpmaddubsw %%ymm14, %%ymm11, %%ymm13\n\t"
+      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
+      "vpaddd %%ymm13, %%ymm5, %%ymm5\n\t"
+      "vpaddw %%ymm15, %%ymm14, %%ymm14\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      "vzeroupper\n\t"
+      : "+r"(n)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+  const double secs = double(std::clock() - c0) / CLOCKS_PER_SEC;
+  return kCeilingIters * 6.0 * 32 / secs / 1e9;
+}
+
+void Ceilings() {
+  const double fma = FmaCeiling(), u8 = ByteCeiling();
+  std::printf("ceilings, one thread: fp32 FMA %.1f GMAC/s, u8 byte-kernel triple %.1f GMAC/s "
+              "(%.2fx)\n", fma, u8, u8 / fma);
+}
+
 }  // namespace
 
 int main() {
@@ -108,6 +188,7 @@ int main() {
   for (const Case& c : {Case{2048, 576, 64, 127}, Case{5041, 720, 192, 64}, Case{289, 1728, 384, 64}, Case{1225, 864, 96, 64}})
     ok = Run(c, &rng, true) && ok;
   ok = Run({2048, 576, 64, 64}, &rng, true) && ok;
+  if (qg::CpuSupports(qg::CpuPath::kAvx2) && __builtin_cpu_supports("fma")) Ceilings();
   std::printf(ok ? "gemm-check: all paths exact\n" : "gemm-check: MISMATCH\n");
   return ok ? 0 : 1;
 }
