@@ -115,24 +115,20 @@ class DwWeightCache {
   std::shared_ptr<const DwWeights> prepared_;
 };
 
-// One output pixel, channels [0, C) of multiplier 1: acc[ch] = sum_t x_t[ch] * w_t[ch] + corr[ch].
-// tap[t] (t < 2 * pairs; tap[2 * pairs - 1] may repeat an odd last tap: its weight is 0) points at
-// channel 0 of the tap's input pixel. stage: (2 * pairs) x 32 bytes, tail: 32 int32, scratch for
-// the last, partial block.
-__attribute__((target("avx2"))) void DwPixelAvx2(const uint8_t* const* tap, int64_t pairs,
-                                                  int64_t c, const int16_t* w,
-                                                  const int32_t* corr, int32_t* acc,
-                                                  uint8_t* stage, int32_t* tail) {
+// One output pixel: the taps at tap[t] + shift.
+__attribute__((target("avx2"), always_inline)) inline void DwPixelAvx2(
+    const uint8_t* const* tap, int64_t shift, int64_t pairs, int64_t c, const int16_t* w,
+    const int32_t* corr, int32_t* acc, uint8_t* stage, int32_t* tail) {
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t c0 = 0; c0 < c; c0 += kDwBlock) {
     const bool full = c0 + kDwBlock <= c;
     const uint8_t* const* src = tap;
     const uint8_t* staged[2];
-    int64_t off = c0;
+    int64_t off = c0 + shift;
     if (!full) {  // the last channels: copied to 32-byte rows, so the loads stay inside
       for (int64_t t = 0; t < 2 * pairs; ++t) {
         std::memset(stage + t * kDwBlock, 0, kDwBlock);
-        std::memcpy(stage + t * kDwBlock, tap[t] + c0, c - c0);
+        std::memcpy(stage + t * kDwBlock, tap[t] + shift + c0, c - c0);
       }
       off = 0;
     }
@@ -178,6 +174,23 @@ __attribute__((target("avx2"))) void DwPixelAvx2(const uint8_t* const* tap, int6
   }
 }
 
+// A run of `count` output pixels of multiplier 1, channels [0, C) each, pixel k's taps at
+// tap[t] + k * step (t < 2 * pairs; tap[2 * pairs - 1] may repeat an odd last tap: it weighs 0):
+// acc[ch] = sum_t x_t[ch] * w_t[ch] + corr[ch], then the epilogue row of output index
+// index0 + k * C. stage: (2 * pairs) x 32 bytes and tail: 32 int32, scratch for the last,
+// partial block of channels.
+__attribute__((target("avx2"))) void DwRunAvx2(const uint8_t* const* tap, int64_t step,
+                                                int64_t count, int64_t pairs, int64_t c,
+                                                const int16_t* weights, const int32_t* corr,
+                                                int32_t* acc, uint8_t* stage, int32_t* tail,
+                                                const Epilogue& epi, int64_t index0,
+                                                void* out) {
+  for (int64_t k = 0; k < count; ++k) {
+    DwPixelAvx2(tap, k * step, pairs, c, weights, corr, acc, stage, tail);
+    epi.Row(acc, 0, static_cast<int>(c), index0 + k * c, out);
+  }
+}
+
 class QgQuantizedDepthwiseConv2DOp : public FusedBase {
  public:
   explicit QgQuantizedDepthwiseConv2DOp(OpKernelConstruction* ctx)
@@ -209,9 +222,18 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
       std::vector<int32_t> corr(w->wsum.size());
       for (size_t i = 0; i < corr.size(); ++i)
         corr[i] = static_cast<int32_t>(-static_cast<int64_t>(zp) * w->wsum[i]);
-      // A pixel row of zero_point bytes (real 0), read by the taps in the padding.
-      std::vector<uint8_t> zrow(w->blocks * kDwBlock, static_cast<uint8_t>(zp));
+      // An input row of zero_point bytes (real 0): taps in the padding read it, so every pixel
+      // runs the same loop; rows above and below the image are this row.
+      std::vector<uint8_t> zrow(std::max(g.w * g.c, w->blocks * kDwBlock),
+                                static_cast<uint8_t>(zp));
       const int64_t pairs = w->pairs;
+      // Output columns [lo, hi) read only columns inside the image: there the taps just step
+      // by sw pixels, no bounds checks.
+      const int64_t span = (g.kw - 1) * g.dw;
+      const int64_t lo = std::min(g.ow, (g.pw + g.sw - 1) / g.sw);
+      const int64_t hi = std::max(
+          lo, std::min(g.ow, g.w - 1 - span + g.pw >= 0 ? (g.w - 1 - span + g.pw) / g.sw + 1
+                                                          : 0));
       // Shards of output rows (b, oy); the cost is per output row.
       ::tensorflow::Shard(
           workers->NumThreads(), workers, g.n * g.oh, g.ow * taps * cout,
@@ -220,26 +242,40 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
             std::vector<const uint8_t*> tap(2 * pairs), rowp(g.kh);
             std::vector<uint8_t> stage(2 * pairs * kDwBlock);
             int32_t tail[kDwBlock];
+            auto set_taps = [&](int64_t ox, bool check) {
+              const int64_t x0 = ox * g.sw - g.pw;
+              for (int64_t i = 0; i < g.kh; ++i) {
+                for (int64_t j = 0; j < g.kw; ++j) {
+                  const int64_t xx = x0 + j * g.dw;
+                  tap[i * g.kw + j] =
+                      check && (xx < 0 || xx >= g.w) ? zrow.data() : rowp[i] + xx * g.c;
+                }
+              }
+              if (taps % 2 == 1) tap[taps] = tap[taps - 1];  // weighs 0
+            };
             for (int64_t row = start; row < limit; ++row) {
               const int64_t b = row / g.oh, oy = row % g.oh;
               for (int64_t i = 0; i < g.kh; ++i) {
                 const int64_t y = oy * g.sh - g.ph + i * g.dh;
-                rowp[i] = (y < 0 || y >= g.h) ? nullptr : x + (b * g.h + y) * g.w * g.c;
+                rowp[i] = (y < 0 || y >= g.h) ? zrow.data() : x + (b * g.h + y) * g.w * g.c;
               }
-              for (int64_t ox = 0; ox < g.ow; ++ox) {
-                const int64_t x0 = ox * g.sw - g.pw;
-                for (int64_t i = 0; i < g.kh; ++i) {
-                  for (int64_t j = 0; j < g.kw; ++j) {
-                    const int64_t xx = x0 + j * g.dw;
-                    tap[i * g.kw + j] = (rowp[i] == nullptr || xx < 0 || xx >= g.w)
-                                            ? zrow.data()
-                                            : rowp[i] + xx * g.c;
-                  }
-                }
-                if (taps % 2 == 1) tap[taps] = tap[taps - 1];  // weighs 0
-                DwPixelAvx2(tap.data(), pairs, g.c, w->paired.data(), corr.data(), acc.data(),
-                            stage.data(), tail);
-                epi.Row(acc.data(), 0, static_cast<int>(cout), (row * g.ow + ox) * cout, out);
+              const int64_t index = row * g.ow * cout;
+              auto run = [&](int64_t ox, int64_t count) {
+                DwRunAvx2(tap.data(), g.sw * g.c, count, pairs, g.c, w->paired.data(),
+                          corr.data(), acc.data(), stage.data(), tail, epi, index + ox * cout,
+                          out);
+              };
+              for (int64_t ox = 0; ox < lo; ++ox) {
+                set_taps(ox, true);
+                run(ox, 1);
+              }
+              if (hi > lo) {
+                set_taps(lo, false);
+                run(lo, hi - lo);
+              }
+              for (int64_t ox = hi; ox < g.ow; ++ox) {
+                set_taps(ox, true);
+                run(ox, 1);
               }
             }
           });
