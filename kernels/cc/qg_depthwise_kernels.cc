@@ -118,14 +118,25 @@ class DwWeightCache {
 // One output pixel: the taps at tap[t] + shift.
 __attribute__((target("avx2"), always_inline)) inline void DwPixelAvx2(
     const uint8_t* const* tap, int64_t shift, int64_t pairs, int64_t c, const int16_t* w,
-    const int32_t* corr, int32_t* acc, uint8_t* stage, int32_t* tail) {
+    const int32_t* corr, int32_t* acc, uint8_t* stage, int32_t* tail, uintptr_t x_begin,
+    uintptr_t x_end) {
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t c0 = 0; c0 < c; c0 += kDwBlock) {
     const bool full = c0 + kDwBlock <= c;
+    // The last, partial block reads 32 bytes in place too (the channels beyond C weigh 0, their
+    // sums are dropped) unless that would read past the end of the input (zrow has room).
+    bool direct = full;
+    if (!full) {
+      direct = true;
+      for (int64_t t = 0; t < 2 * pairs; ++t) {
+        const uintptr_t at = reinterpret_cast<uintptr_t>(tap[t] + shift + c0);
+        if (at >= x_begin && at < x_end && at + kDwBlock > x_end) direct = false;
+      }
+    }
     const uint8_t* const* src = tap;
     const uint8_t* staged[2];
     int64_t off = c0 + shift;
-    if (!full) {  // the last channels: copied to 32-byte rows, so the loads stay inside
+    if (!direct) {  // the last channels: copied to 32-byte rows, so the loads stay inside
       for (int64_t t = 0; t < 2 * pairs; ++t) {
         std::memset(stage + t * kDwBlock, 0, kDwBlock);
         std::memcpy(stage + t * kDwBlock, tap[t] + shift + c0, c - c0);
@@ -134,7 +145,7 @@ __attribute__((target("avx2"), always_inline)) inline void DwPixelAvx2(
     }
     __m256i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
     for (int64_t p = 0; p < pairs; ++p, w += 64) {
-      if (full) {
+      if (direct) {
         staged[0] = src[2 * p] + off;
         staged[1] = src[2 * p + 1] + off;
       } else {
@@ -184,9 +195,9 @@ __attribute__((target("avx2"))) void DwRunAvx2(const uint8_t* const* tap, int64_
                                                 const int16_t* weights, const int32_t* corr,
                                                 int32_t* acc, uint8_t* stage, int32_t* tail,
                                                 const Epilogue& epi, int64_t index0,
-                                                void* out) {
+                                                void* out, uintptr_t x_begin, uintptr_t x_end) {
   for (int64_t k = 0; k < count; ++k) {
-    DwPixelAvx2(tap, k * step, pairs, c, weights, corr, acc, stage, tail);
+    DwPixelAvx2(tap, k * step, pairs, c, weights, corr, acc, stage, tail, x_begin, x_end);
     epi.Row(acc, 0, static_cast<int>(c), index0 + k * c, out);
   }
 }
@@ -224,8 +235,10 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
         corr[i] = static_cast<int32_t>(-static_cast<int64_t>(zp) * w->wsum[i]);
       // An input row of zero_point bytes (real 0): taps in the padding read it, so every pixel
       // runs the same loop; rows above and below the image are this row.
-      std::vector<uint8_t> zrow(std::max(g.w * g.c, w->blocks * kDwBlock),
+      std::vector<uint8_t> zrow(std::max(g.w * g.c, w->blocks * kDwBlock) + kDwBlock,
                                 static_cast<uint8_t>(zp));
+      const uintptr_t x_begin = reinterpret_cast<uintptr_t>(x);
+      const uintptr_t x_end = x_begin + g.n * g.h * g.w * g.c;
       const int64_t pairs = w->pairs;
       // Output columns [lo, hi) read only columns inside the image: there the taps just step
       // by sw pixels, no bounds checks.
@@ -263,7 +276,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
               auto run = [&](int64_t ox, int64_t count) {
                 DwRunAvx2(tap.data(), g.sw * g.c, count, pairs, g.c, w->paired.data(),
                           corr.data(), acc.data(), stage.data(), tail, epi, index + ox * cout,
-                          out);
+                          out, x_begin, x_end);
               };
               for (int64_t ox = 0; ox < lo; ++ox) {
                 set_taps(ox, true);
