@@ -41,8 +41,26 @@ def _worker(out_path):
     acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
                                   [], [], [], strides=[1, 1, 1, 1], padding="SAME",
                                   out_type=tf.float32)[0]
+    # depthwise: multiplier 1 runs the AVX2 loop (blocks of 32 channels, interior and border
+    # columns), multiplier 2 the portable loops on every path
+    dw = {}
+    for key, c, mult, stride, padding, dil in (("dw40", 40, 1, 1, "SAME", 1),
+                                               ("dw17", 17, 1, 2, "SAME", 1),
+                                               ("dw72", 72, 1, 1, "VALID", 2),
+                                               ("dw5m2", 5, 2, 2, "SAME", 1)):
+        xd = tf.constant(rng.integers(0, 256, (2, 12, 11, c), dtype=np.uint8), tf.quint8)
+        wd = tf.constant(rng.integers(-128, 128, (3, 3, c, mult), dtype=np.int8), tf.qint8)
+        n = c * mult
+        dw[key] = qg.qg_quantized_depthwise_conv2d(
+            xd, wd, np.ones(n, np.float32), np.zeros(n, np.float32), -93.0, 162.0, 0.0, 1.0,
+            strides=[1, stride, stride, 1], padding=padding, dilations=[1, dil, dil, 1],
+            out_type=tf.float32)[0].numpy()
+    dq = qg.qg_quantized_depthwise_conv2d(
+        xd, wd, np.full(n, 2e-3, np.float32), np.ones(n, np.float32), -1.0, 1.0, 0.0, 6.0,
+        strides=[1, 1, 1, 1], padding="SAME", activation="relu6")[0]
     np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy(),
-             acc7=acc7.numpy(), **_pool_concat_outputs(qg))
+             acc7=acc7.numpy(), dq=tf.cast(dq, tf.int32).numpy(), **dw,
+             **_pool_concat_outputs(qg))
 
 
 def _pool_concat_outputs(qg):
@@ -114,7 +132,7 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"PATH {name}" in proc.stdout
         got = np.load(out)
-        for key in ("acc", "q", "mm", "acc7"):
+        for key in ("acc", "q", "mm", "acc7", "dw40", "dw17", "dw72", "dw5m2", "dq"):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
         for key, want in pool_concat.items():
             np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")

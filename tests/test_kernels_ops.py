@@ -186,6 +186,74 @@ def test_depthwise_fused_exact(qg, seed):
     np.testing.assert_array_equal(np_out(out), want)
 
 
+def _depthwise_acc(qg, x, w, zp, strides, padding, dilations, constant_weights=False):
+    cout = w.shape[2] * w.shape[3]
+    ones, zeros = np.ones(cout, np.float32), np.zeros(cout, np.float32)
+    return qg.qg_quantized_depthwise_conv2d(
+        u8(x), s8(w), ones, zeros, float(-zp), float(255 - zp), 0.0, 1.0,
+        strides=nhwc(strides), padding=padding, dilations=nhwc(dilations),
+        constant_weights=constant_weights, out_type=tf.float32)[0].numpy()
+
+
+@pytest.mark.parametrize("channels", [3, 17, 40, 72])
+@pytest.mark.parametrize("mult", [1, 2])
+@pytest.mark.parametrize("stride,padding,dilation", [(1, "SAME", 1), (2, "SAME", 1),
+                                                     (1, "VALID", 2), (2, "VALID", 1),
+                                                     (1, "SAME", 2)])
+def test_depthwise_vector_blocks_and_borders_exact(qg, channels, mult, stride, padding,
+                                                   dilation):
+    """The AVX2 loop (multiplier 1) works on blocks of 32 channels (3, 17, 40, 72: partial
+    blocks), an interior without bounds checks and border columns/rows that read padding;
+    full int8 weights (-128 too) and zero points 0, 255 and in between."""
+    rng = np.random.default_rng(channels * 100 + mult * 10 + stride + dilation)
+    x = rng.integers(0, 256, (2, 11, 12, channels), dtype=np.uint8)
+    w = rng.integers(-128, 128, (3, 3, channels, mult), dtype=np.int8)
+    for zp in (0, 255, int(rng.integers(1, 255))):
+        got = _depthwise_acc(qg, x, w, zp, (stride, stride), padding, (dilation, dilation))
+        want = R.depthwise_conv2d_acc(x, zp, w, (stride, stride), padding,
+                                      (dilation, dilation))
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("kh,kw", [(1, 1), (2, 5), (5, 1), (7, 7)])
+def test_depthwise_odd_windows_exact(qg, kh, kw):
+    """Odd tap counts (the last tap pairs with a weight of 0) and windows wider than the image."""
+    rng = np.random.default_rng(kh * 10 + kw)
+    x = rng.integers(0, 256, (1, 6, 5, 35), dtype=np.uint8)
+    w = rng.integers(-128, 128, (kh, kw, 35, 1), dtype=np.int8)
+    got = _depthwise_acc(qg, x, w, 77, (1, 2), "SAME", (1, 1))
+    want = R.depthwise_conv2d_acc(x, 77, w, (1, 2), "SAME", (1, 1))
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("constant_weights", [False, True])
+def test_depthwise_prepared_weights_follow_new_weights(qg, constant_weights):
+    """The kernel keeps its prepared weights between runs: new weights (same shape, a new buffer
+    or new bytes) must be used, never the previous ones."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (1, 8, 8, 40), dtype=np.uint8)
+    for _ in range(3):
+        w = rng.integers(-128, 128, (3, 3, 40, 1), dtype=np.int8)
+        got = _depthwise_acc(qg, x, w, 100, (1, 1), "SAME", (1, 1), constant_weights)
+        want = R.depthwise_conv2d_acc(x, 100, w, (1, 1), "SAME", (1, 1))
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("activation", ["none", "relu6"])
+def test_depthwise_fused_quint8_many_channels_exact(qg, activation):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (2, 13, 10, 72), dtype=np.uint8)
+    w = rng.integers(-127, 128, (3, 3, 72, 1), dtype=np.int8)
+    fs = rng.uniform(0.001, 0.02, 72).astype(np.float32)
+    bias = rng.normal(0, 1, 72).astype(np.float32)
+    out = qg.qg_quantized_depthwise_conv2d(u8(x), s8(w), fs, bias, -1.0, 1.0, 0.0, 6.0,
+                                           strides=[1, 2, 2, 1], padding="SAME",
+                                           activation=activation)[0]
+    want = R.depthwise_conv2d(x, -1.0, 1.0, w, fs, bias, 0.0, 6.0, (2, 2), "SAME", (1, 1),
+                              activation)
+    np.testing.assert_array_equal(np_out(out), want)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 2048, 1001), (7, 33, 5), (30, 700, 48), (3, 1, 17)])
 def test_matmul(qg, m, k, n):
     rng = np.random.default_rng(m * 1000 + n)

@@ -1,9 +1,10 @@
-// CPU kernels of QgQuantizedConv2D, QgQuantizedMatMul (the int8 GEMM core, gemm/) and
-// QgQuantizedDepthwiseConv2D (direct loops), each with the fused epilogue of kernels/OPS.md.
+// CPU kernels of QgQuantizedConv2D and QgQuantizedMatMul (the int8 GEMM core, gemm/), each with
+// the fused epilogue of kernels/OPS.md (QgQuantizedDepthwiseConv2D: qg_depthwise_kernels.cc).
 #include <cstring>
 #include <mutex>
 
 #include "qg_common.h"
+#include "qg_fused_base.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/types.h"
 #include "tensorflow/core/util/work_sharder.h"
@@ -19,43 +20,6 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
-
-// Packed weights, reused while the weights are unchanged (for small M packing would cost as
-// much as the product itself). With constant_weights (the quantizer sets it: the filter is a
-// graph Const, which hands out the same immutable buffer every run) "unchanged" means the same
-// buffer, which the cache holds a reference to so that it cannot be freed and reused; else the
-// bytes are compared (24 MB a run for Inception-v3, about 2% of its time).
-class PackedWeightCache {
- public:
-  std::shared_ptr<const PackedB> Get(const Tensor& weights, int K, int N, bool constant) {
-    const int8_t* b = reinterpret_cast<const int8_t*>(weights.tensor_data().data());
-    const size_t bytes = static_cast<size_t>(K) * N;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (packed_ && packed_->K == K && packed_->N == N) {
-      if (constant && held_.IsInitialized() && held_.SharesBufferWith(weights)) return packed_;
-      if (!constant && copy_.size() == bytes && std::memcmp(copy_.data(), b, bytes) == 0) {
-        return packed_;
-      }
-    }
-    auto fresh = std::make_shared<PackedB>();
-    PackB(b, K, N, N, fresh.get());
-    if (constant) {
-      held_ = weights;
-      copy_.clear();
-    } else {
-      held_ = Tensor();
-      copy_.assign(b, b + bytes);
-    }
-    packed_ = fresh;
-    return packed_;
-  }
-
- private:
-  std::mutex mu_;
-  Tensor held_;
-  std::vector<int8_t> copy_;
-  std::shared_ptr<const PackedB> packed_;
-};
 
 // memcpy for the short spans of an im2col row (9 bytes for a 3x3 conv on RGB), where the
 // library call costs more than the copy: 8-byte moves, which the compiler inlines.
@@ -112,135 +76,6 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
     }
   });
 }
-
-// Inputs shared by the conv, depthwise and matmul kernels: ranges, per-channel vectors,
-// summand, and the output tensor with its epilogue.
-struct FusedArgs {
-  Range in, out;
-  Epilogue epi;
-  Tensor* output = nullptr;
-};
-
-class FusedBase : public OpKernel {
- public:
-  explicit FusedBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, CheckCpuPath());
-    OP_REQUIRES_OK(ctx, ActivationAttr(ctx, &act_));
-    ::tensorflow::DataType out_type;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("out_type", &out_type));
-    OP_REQUIRES(ctx, out_type == DT_QUINT8 || out_type == DT_FLOAT,
-                errors::InvalidArgument(ctx->def().op(), ": out_type must be quint8 or float"));
-    float_out_ = out_type == DT_FLOAT;
-    if (ctx->HasAttr("constant_weights")) {
-      OP_REQUIRES_OK(ctx, ctx->GetAttr("constant_weights", &constant_weights_));
-    }
-    if (ctx->HasAttr("num_summand")) {
-      OP_REQUIRES_OK(ctx, ctx->GetAttr("num_summand", &num_summand_));
-      OP_REQUIRES(ctx, num_summand_ == 0 || num_summand_ == 1,
-                  errors::InvalidArgument(ctx->def().op(), ": num_summand must be 0 or 1"));
-    }
-  }
-
- protected:
-  // Validates inputs 2..7 (+ summand) for `channels` output channels and allocates `shape`.
-  bool Prepare(OpKernelContext* ctx, int64_t channels, const TensorShape& shape,
-               const char* in_name_min, const char* in_name_max, const char* scale_name,
-               FusedArgs* args) {
-    const float* filter_scale = nullptr;
-    const float* bias = nullptr;
-    QG_REQUIRES_OK(ctx, false,
-                             ChannelVector(ctx, 2, scale_name, channels, &filter_scale));
-    QG_REQUIRES_OK(ctx, false, ChannelVector(ctx, 3, "bias", channels, &bias));
-    QG_REQUIRES_OK(ctx, false,
-                             RangeInput(ctx, 4, 5, in_name_min, in_name_max, &args->in));
-    QG_REQUIRES_OK(ctx, false,
-                             RangeInput(ctx, 6, 7, "min_output", "max_output", &args->out));
-    args->epi.Init(args->in.scale, filter_scale, bias, channels, float_out_, args->out.scale,
-                   args->out.zero_point, act_);
-    if (num_summand_ == 1) {
-      const Tensor& s = ctx->input(8);
-      QG_REQUIRES(ctx, false, s.shape() == shape,
-                            errors::InvalidArgument(type_string(), ": summand has shape ",
-                                                    s.shape().DebugString(),
-                                                    ", the output has ",
-                                                    shape.DebugString()));
-      Range rs;
-      QG_REQUIRES_OK(ctx, false,
-                               RangeInput(ctx, 9, 10, "min_summand", "max_summand", &rs));
-      args->epi.SetSummand(reinterpret_cast<const uint8_t*>(s.tensor_data().data()), rs.scale,
-                           rs.zero_point, args->out.scale);
-    }
-    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(0, shape, &args->output));
-    QG_REQUIRES_OK(ctx, false, EchoRange(ctx, args->out));
-    return true;
-  }
-
-  void* OutData(const FusedArgs& args) const {
-    return const_cast<char*>(args.output->tensor_data().data());
-  }
-
-  Activation act_ = Activation::kNone;
-  bool float_out_ = false;
-  int num_summand_ = 0;
-  bool constant_weights_ = false;
-  PackedWeightCache cache_;
-};
-
-// Conv attributes and geometry shared by the conv and depthwise kernels.
-struct ConvGeometry {
-  int64_t n, h, w, c, kh, kw, oh, ow, ph, pw;
-  int sh, sw, dh, dw;
-};
-
-class ConvAttrs {
- public:
-  explicit ConvAttrs(OpKernelConstruction* ctx) {
-    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "strides", &sh_, &sw_));
-    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "dilations", &dh_, &dw_));
-    std::string padding;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padding", &padding));
-    OP_REQUIRES(ctx, padding == "SAME" || padding == "VALID",
-                errors::InvalidArgument(ctx->def().op(), ": padding must be SAME or VALID"));
-    same_ = padding == "SAME";
-  }
-
-  // input [N,H,W,C] and filter [kh,kw,C,X] ranks and channel counts.
-  bool Geometry(OpKernelContext* ctx, ConvGeometry* g) const {
-    const Tensor& x = ctx->input(0);
-    const Tensor& f = ctx->input(1);
-    const std::string& op = ctx->op_kernel().type_string();
-    QG_REQUIRES(ctx, false, x.dims() == 4,
-                          errors::InvalidArgument(op, ": input must be rank 4 (NHWC), got ",
-                                                  x.shape().DebugString()));
-    QG_REQUIRES(ctx, false, f.dims() == 4,
-                          errors::InvalidArgument(op, ": filter must be rank 4, got ",
-                                                  f.shape().DebugString()));
-    QG_REQUIRES(ctx, false, f.dim_size(2) == x.dim_size(3),
-                          errors::InvalidArgument(op, ": filter has ", f.dim_size(2),
-                                                  " input channels, the input has ",
-                                                  x.dim_size(3)));
-    QG_REQUIRES(ctx, false, f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
-                          errors::InvalidArgument(op, ": filter window is empty: ",
-                                                  f.shape().DebugString()));
-    g->n = x.dim_size(0);
-    g->h = x.dim_size(1);
-    g->w = x.dim_size(2);
-    g->c = x.dim_size(3);
-    g->kh = f.dim_size(0);
-    g->kw = f.dim_size(1);
-    g->sh = sh_;
-    g->sw = sw_;
-    g->dh = dh_;
-    g->dw = dw_;
-    OutSize(g->h, g->kh, sh_, dh_, same_, &g->oh, &g->ph);
-    OutSize(g->w, g->kw, sw_, dw_, same_, &g->ow, &g->pw);
-    return true;
-  }
-
- private:
-  int sh_ = 1, sw_ = 1, dh_ = 1, dw_ = 1;
-  bool same_ = true;
-};
 
 class QgQuantizedConv2DOp : public FusedBase {
  public:
@@ -430,74 +265,10 @@ class QgQuantizedMatMulOp : public FusedBase {
   }
 };
 
-class QgQuantizedDepthwiseConv2DOp : public FusedBase {
- public:
-  explicit QgQuantizedDepthwiseConv2DOp(OpKernelConstruction* ctx)
-      : FusedBase(ctx), attrs_(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    ConvGeometry g;
-    if (!attrs_.Geometry(ctx, &g)) return;
-    const Tensor& f = ctx->input(1);
-    const int64_t mult = f.dim_size(3), cout = g.c * mult;
-    FusedArgs args;
-    if (!Prepare(ctx, cout, TensorShape({g.n, g.oh, g.ow, cout}), "min_input", "max_input",
-                 "filter_scale", &args)) {
-      return;
-    }
-    const int64_t rows = g.n * g.oh * g.ow;
-    if (rows == 0 || cout == 0) return;
-    // Filter as int16 [kh*kw][cout] (output channel c * mult + m, the TF layout).
-    const int8_t* fd = reinterpret_cast<const int8_t*>(f.tensor_data().data());
-    std::vector<int16_t> w(g.kh * g.kw * cout);
-    for (size_t i = 0; i < w.size(); ++i) w[i] = fd[i];
-    const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
-    const int zp = args.in.zero_point;
-    void* out = OutData(args);
-    const Epilogue& epi = args.epi;
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    ::tensorflow::Shard(
-        workers->NumThreads(), workers, rows, g.kh * g.kw * cout * 2,
-        [&](int64_t start, int64_t limit) {
-          std::vector<int32_t> acc(cout);
-          std::vector<int16_t> xin(cout);
-          for (int64_t r = start; r < limit; ++r) {
-            const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-            std::fill(acc.begin(), acc.end(), 0);
-            for (int64_t i = 0; i < g.kh; ++i) {
-              const int64_t y = oy * g.sh - g.ph + i * g.dh;
-              if (y < 0 || y >= g.h) continue;  // padding contributes real 0
-              for (int64_t j = 0; j < g.kw; ++j) {
-                const int64_t xx = ox * g.sw - g.pw + j * g.dw;
-                if (xx < 0 || xx >= g.w) continue;
-                const uint8_t* px = x + ((b * g.h + y) * g.w + xx) * g.c;
-                const int16_t* pw = w.data() + (i * g.kw + j) * cout;
-                if (mult == 1) {
-                  for (int64_t c = 0; c < cout; ++c)
-                    acc[c] += (static_cast<int32_t>(px[c]) - zp) * pw[c];
-                } else {
-                  for (int64_t c = 0; c < g.c; ++c) {
-                    const int32_t v = static_cast<int32_t>(px[c]) - zp;
-                    for (int64_t m = 0; m < mult; ++m) acc[c * mult + m] += v * pw[c * mult + m];
-                  }
-                }
-              }
-            }
-            epi.Row(acc.data(), 0, static_cast<int>(cout), r * cout, out);
-          }
-        });
-  }
-
- private:
-  ConvAttrs attrs_;
-};
-
 REGISTER_KERNEL_BUILDER(Name("QgQuantizedConv2D").Device(::tensorflow::DEVICE_CPU),
                         QgQuantizedConv2DOp);
 REGISTER_KERNEL_BUILDER(Name("QgQuantizedMatMul").Device(::tensorflow::DEVICE_CPU),
                         QgQuantizedMatMulOp);
-REGISTER_KERNEL_BUILDER(Name("QgQuantizedDepthwiseConv2D").Device(::tensorflow::DEVICE_CPU),
-                        QgQuantizedDepthwiseConv2DOp);
 
 }  // namespace
 }  // namespace qg

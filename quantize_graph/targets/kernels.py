@@ -186,7 +186,7 @@ class KernelsLowering(OneDnnLowering):
         set_attr_dtype(node, "out_type", tf.float32 if float_out else tf.quint8)
         if op != "QgQuantizedDepthwiseConv2D":
             set_attr_int(node, "num_summand", 1 if summand else 0)
-            set_attr_bool(node, "constant_weights", True)   # a Const: packed once
+        set_attr_bool(node, "constant_weights", True)   # a Const: prepared once
         if head.op != "MatMul":
             for attr in ("strides", "padding", "dilations"):
                 if attr in head.attr:

@@ -197,6 +197,7 @@ REGISTER_OP("QgQuantizedDepthwiseConv2D")
     .Attr("padding: {'SAME', 'VALID'}")
     .Attr("dilations: list(int) = [1, 1, 1, 1]")
     .Attr("activation: {'none', 'relu', 'relu6'} = 'none'")
+    .Attr("constant_weights: bool = false")
     .SetShapeFn([](InferenceContext* c) { return ConvShape(c, true); })
     .Doc("Fused int8 depthwise conv, filter [kh, kw, C, multiplier].");
 

@@ -1,0 +1,204 @@
+// Shared by the CPU conv, MatMul and depthwise kernels: the fused-op base class (inputs 2..7,
+// the summand and the epilogue, kernels/OPS.md), conv attributes and geometry, and the cache of
+// packed GEMM weights.
+#ifndef QG_KERNELS_CC_QG_FUSED_BASE_H_
+#define QG_KERNELS_CC_QG_FUSED_BASE_H_
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "qg_common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/types.h"
+
+namespace qg {
+namespace fused_base_internal {
+using ::tensorflow::DT_FLOAT;
+using ::tensorflow::DT_QUINT8;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace errors = ::tensorflow::errors;
+
+// Packed weights, reused while the weights are unchanged (for small M packing would cost as
+// much as the product itself). With constant_weights (the quantizer sets it: the filter is a
+// graph Const, which hands out the same immutable buffer every run) "unchanged" means the same
+// buffer, which the cache holds a reference to so that it cannot be freed and reused; else the
+// bytes are compared (24 MB a run for Inception-v3, about 2% of its time).
+class PackedWeightCache {
+ public:
+  std::shared_ptr<const PackedB> Get(const Tensor& weights, int K, int N, bool constant) {
+    const int8_t* b = reinterpret_cast<const int8_t*>(weights.tensor_data().data());
+    const size_t bytes = static_cast<size_t>(K) * N;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (packed_ && packed_->K == K && packed_->N == N) {
+      if (constant && held_.IsInitialized() && held_.SharesBufferWith(weights)) return packed_;
+      if (!constant && copy_.size() == bytes && std::memcmp(copy_.data(), b, bytes) == 0) {
+        return packed_;
+      }
+    }
+    auto fresh = std::make_shared<PackedB>();
+    PackB(b, K, N, N, fresh.get());
+    if (constant) {
+      held_ = weights;
+      copy_.clear();
+    } else {
+      held_ = Tensor();
+      copy_.assign(b, b + bytes);
+    }
+    packed_ = fresh;
+    return packed_;
+  }
+
+ private:
+  std::mutex mu_;
+  Tensor held_;
+  std::vector<int8_t> copy_;
+  std::shared_ptr<const PackedB> packed_;
+};
+
+// Inputs shared by the conv, depthwise and matmul kernels: ranges, per-channel vectors,
+// summand, and the output tensor with its epilogue.
+struct FusedArgs {
+  Range in, out;
+  Epilogue epi;
+  Tensor* output = nullptr;
+};
+
+class FusedBase : public OpKernel {
+ public:
+  explicit FusedBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, CheckCpuPath());
+    OP_REQUIRES_OK(ctx, ActivationAttr(ctx, &act_));
+    ::tensorflow::DataType out_type;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("out_type", &out_type));
+    OP_REQUIRES(ctx, out_type == DT_QUINT8 || out_type == DT_FLOAT,
+                errors::InvalidArgument(ctx->def().op(), ": out_type must be quint8 or float"));
+    float_out_ = out_type == DT_FLOAT;
+    if (ctx->HasAttr("constant_weights")) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("constant_weights", &constant_weights_));
+    }
+    if (ctx->HasAttr("num_summand")) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("num_summand", &num_summand_));
+      OP_REQUIRES(ctx, num_summand_ == 0 || num_summand_ == 1,
+                  errors::InvalidArgument(ctx->def().op(), ": num_summand must be 0 or 1"));
+    }
+  }
+
+ protected:
+  // Validates inputs 2..7 (+ summand) for `channels` output channels and allocates `shape`.
+  bool Prepare(OpKernelContext* ctx, int64_t channels, const TensorShape& shape,
+               const char* in_name_min, const char* in_name_max, const char* scale_name,
+               FusedArgs* args) {
+    const float* filter_scale = nullptr;
+    const float* bias = nullptr;
+    QG_REQUIRES_OK(ctx, false,
+                             ChannelVector(ctx, 2, scale_name, channels, &filter_scale));
+    QG_REQUIRES_OK(ctx, false, ChannelVector(ctx, 3, "bias", channels, &bias));
+    QG_REQUIRES_OK(ctx, false,
+                             RangeInput(ctx, 4, 5, in_name_min, in_name_max, &args->in));
+    QG_REQUIRES_OK(ctx, false,
+                             RangeInput(ctx, 6, 7, "min_output", "max_output", &args->out));
+    args->epi.Init(args->in.scale, filter_scale, bias, channels, float_out_, args->out.scale,
+                   args->out.zero_point, act_);
+    if (num_summand_ == 1) {
+      const Tensor& s = ctx->input(8);
+      QG_REQUIRES(ctx, false, s.shape() == shape,
+                            errors::InvalidArgument(type_string(), ": summand has shape ",
+                                                    s.shape().DebugString(),
+                                                    ", the output has ",
+                                                    shape.DebugString()));
+      Range rs;
+      QG_REQUIRES_OK(ctx, false,
+                               RangeInput(ctx, 9, 10, "min_summand", "max_summand", &rs));
+      args->epi.SetSummand(reinterpret_cast<const uint8_t*>(s.tensor_data().data()), rs.scale,
+                           rs.zero_point, args->out.scale);
+    }
+    QG_REQUIRES_OK(ctx, false, ctx->allocate_output(0, shape, &args->output));
+    QG_REQUIRES_OK(ctx, false, EchoRange(ctx, args->out));
+    return true;
+  }
+
+  void* OutData(const FusedArgs& args) const {
+    return const_cast<char*>(args.output->tensor_data().data());
+  }
+
+  Activation act_ = Activation::kNone;
+  bool float_out_ = false;
+  int num_summand_ = 0;
+  bool constant_weights_ = false;
+  PackedWeightCache cache_;
+};
+
+// Conv attributes and geometry shared by the conv and depthwise kernels.
+struct ConvGeometry {
+  int64_t n, h, w, c, kh, kw, oh, ow, ph, pw;
+  int sh, sw, dh, dw;
+};
+
+class ConvAttrs {
+ public:
+  explicit ConvAttrs(OpKernelConstruction* ctx) {
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "strides", &sh_, &sw_));
+    OP_REQUIRES_OK(ctx, Nhwc4(ctx, "dilations", &dh_, &dw_));
+    std::string padding;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padding", &padding));
+    OP_REQUIRES(ctx, padding == "SAME" || padding == "VALID",
+                errors::InvalidArgument(ctx->def().op(), ": padding must be SAME or VALID"));
+    same_ = padding == "SAME";
+  }
+
+  // input [N,H,W,C] and filter [kh,kw,C,X] ranks and channel counts.
+  bool Geometry(OpKernelContext* ctx, ConvGeometry* g) const {
+    const Tensor& x = ctx->input(0);
+    const Tensor& f = ctx->input(1);
+    const std::string& op = ctx->op_kernel().type_string();
+    QG_REQUIRES(ctx, false, x.dims() == 4,
+                          errors::InvalidArgument(op, ": input must be rank 4 (NHWC), got ",
+                                                  x.shape().DebugString()));
+    QG_REQUIRES(ctx, false, f.dims() == 4,
+                          errors::InvalidArgument(op, ": filter must be rank 4, got ",
+                                                  f.shape().DebugString()));
+    QG_REQUIRES(ctx, false, f.dim_size(2) == x.dim_size(3),
+                          errors::InvalidArgument(op, ": filter has ", f.dim_size(2),
+                                                  " input channels, the input has ",
+                                                  x.dim_size(3)));
+    QG_REQUIRES(ctx, false, f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
+                          errors::InvalidArgument(op, ": filter window is empty: ",
+                                                  f.shape().DebugString()));
+    g->n = x.dim_size(0);
+    g->h = x.dim_size(1);
+    g->w = x.dim_size(2);
+    g->c = x.dim_size(3);
+    g->kh = f.dim_size(0);
+    g->kw = f.dim_size(1);
+    g->sh = sh_;
+    g->sw = sw_;
+    g->dh = dh_;
+    g->dw = dw_;
+    OutSize(g->h, g->kh, sh_, dh_, same_, &g->oh, &g->ph);
+    OutSize(g->w, g->kw, sw_, dw_, same_, &g->ow, &g->pw);
+    return true;
+  }
+
+ private:
+  int sh_ = 1, sw_ = 1, dh_ = 1, dw_ = 1;
+  bool same_ = true;
+};
+
+}  // namespace fused_base_internal
+
+using fused_base_internal::ConvAttrs;
+using fused_base_internal::ConvGeometry;
+using fused_base_internal::FusedArgs;
+using fused_base_internal::FusedBase;
+using fused_base_internal::PackedWeightCache;
+
+}  // namespace qg
+
+#endif  // QG_KERNELS_CC_QG_FUSED_BASE_H_
