@@ -60,7 +60,8 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   const MicroKernel micro = MicroKernelFor(SelectedPath());
   const bool u8 = UseU8(b);
   ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
-    GemmWorkspace ws;
+    // One workspace per thread, kept between ops: allocating it per op cost page faults.
+    thread_local GemmWorkspace ws;
     for (int64_t u = start; u < limit; ++u) {
       const int64_t rc = u / col_splits;
       const int cs = static_cast<int>(u % col_splits);
