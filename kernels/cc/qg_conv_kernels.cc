@@ -1,7 +1,6 @@
 // CPU kernels of QgQuantizedConv2D and QgQuantizedMatMul (the int8 GEMM core, gemm/), each with
 // the fused epilogue of kernels/OPS.md (QgQuantizedDepthwiseConv2D: qg_depthwise_kernels.cc).
 #include <cstring>
-#include <mutex>
 
 #include "qg_common.h"
 #include "qg_fused_base.h"
@@ -78,9 +77,24 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   });
 }
 
-class QgQuantizedConv2DOp : public FusedBase {
+// The GEMM kernels (conv, MatMul): FusedBase plus their packed [K, N] weights.
+class GemmBase : public FusedBase {
  public:
-  explicit QgQuantizedConv2DOp(OpKernelConstruction* ctx) : FusedBase(ctx), attrs_(ctx) {}
+  explicit GemmBase(OpKernelConstruction* ctx) : FusedBase(ctx) {}
+
+ protected:
+  std::shared_ptr<const PackedB> PackedWeights(const Tensor& weights, int K, int N) {
+    return cache_.Get(weights, {K, N}, constant_weights_,
+                      [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
+  }
+
+ private:
+  WeightCache<PackedB> cache_;
+};
+
+class QgQuantizedConv2DOp : public GemmBase {
+ public:
+  explicit QgQuantizedConv2DOp(OpKernelConstruction* ctx) : GemmBase(ctx), attrs_(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
     ConvGeometry g;
@@ -106,7 +120,7 @@ class QgQuantizedConv2DOp : public FusedBase {
       return;
     }
     const int K = static_cast<int>(K64);
-    auto packed = cache_.Get(f, K, static_cast<int>(cout), constant_weights_);
+    auto packed = PackedWeights(f, K, static_cast<int>(cout));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
     const bool u8 = UseU8(*packed);
@@ -222,9 +236,9 @@ class QgQuantizedConv2DOp : public FusedBase {
   ConvAttrs attrs_;
 };
 
-class QgQuantizedMatMulOp : public FusedBase {
+class QgQuantizedMatMulOp : public GemmBase {
  public:
-  explicit QgQuantizedMatMulOp(OpKernelConstruction* ctx) : FusedBase(ctx) {}
+  explicit QgQuantizedMatMulOp(OpKernelConstruction* ctx) : GemmBase(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& a = ctx->input(0);
@@ -252,7 +266,7 @@ class QgQuantizedMatMulOp : public FusedBase {
       for (int64_t r = 0; r < M; ++r) epi.Row(zeros.data(), 0, static_cast<int>(N), r * N, out);
       return;
     }
-    auto packed = cache_.Get(b, K, static_cast<int>(N), constant_weights_);
+    auto packed = PackedWeights(b, K, static_cast<int>(N));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(a.tensor_data().data());
     const int zp = args.in.zero_point;
     RowFiller fill = [&](int64_t r, int16_t* dst) { WidenU8(x + r * K, K, zp, dst); };

@@ -10,12 +10,11 @@
 // border needs no other code than choosing that row. Bit-identical to the portable loops.
 //
 // Everything else (QG_CPU_PATH=portable, multiplier > 1) runs the portable loops. The weights are
-// prepared once per kernel instance and reused while they are unchanged (DwWeightCache).
+// prepared once per kernel instance and reused while they are unchanged (WeightCache).
 #include <immintrin.h>
 
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "qg_common.h"
@@ -85,36 +84,6 @@ void PrepareDw(const int8_t* f, int64_t taps, int64_t c, int64_t mult, bool pair
 // Prepared weights, reused while the weights are unchanged: with constant_weights the same
 // buffer (held, so it cannot be freed and reused), else the same bytes (a depthwise filter is
 // small: 9 * C bytes).
-class DwWeightCache {
- public:
-  std::shared_ptr<const DwWeights> Get(const Tensor& weights, int64_t taps, int64_t c,
-                                       int64_t mult, bool paired, bool constant) {
-    const int8_t* f = reinterpret_cast<const int8_t*>(weights.tensor_data().data());
-    const size_t bytes = static_cast<size_t>(taps * c * mult);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (prepared_ && prepared_->taps == taps && prepared_->c == c && prepared_->mult == mult &&
-        paired_ == paired) {
-      if (constant && held_.IsInitialized() && held_.SharesBufferWith(weights)) return prepared_;
-      if (!constant && prepared_->plain.size() == bytes &&
-          std::equal(f, f + bytes, prepared_->plain.begin())) {
-        return prepared_;
-      }
-    }
-    auto fresh = std::make_shared<DwWeights>();
-    PrepareDw(f, taps, c, mult, paired, fresh.get());
-    held_ = constant ? weights : Tensor();
-    paired_ = paired;
-    prepared_ = fresh;
-    return prepared_;
-  }
-
- private:
-  std::mutex mu_;
-  Tensor held_;
-  bool paired_ = false;
-  std::shared_ptr<const DwWeights> prepared_;
-};
-
 // One output pixel: the taps at tap[t] + shift.
 __attribute__((target("avx2"), always_inline)) inline void DwPixelAvx2(
     const uint8_t* const* tap, int64_t shift, int64_t pairs, int64_t c, const int16_t* w,
@@ -221,7 +190,10 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
     if (rows == 0 || cout == 0) return;
     const int64_t taps = g.kh * g.kw;
     const bool simd = mult == 1 && SelectedPath() != CpuPath::kPortable;
-    auto w = dw_cache_.Get(f, taps, g.c, mult, simd, constant_weights_);
+    auto w = weights_.Get(f, {taps, g.c, mult, simd}, constant_weights_,
+                          [&](const int8_t* bytes, DwWeights* out) {
+                            PrepareDw(bytes, taps, g.c, mult, simd, out);
+                          });
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
     void* out = OutData(args);
@@ -328,7 +300,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
 
  private:
   ConvAttrs attrs_;
-  DwWeightCache dw_cache_;  // (FusedBase::cache_ holds packed GEMM weights: unused here)
+  WeightCache<DwWeights> weights_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("QgQuantizedDepthwiseConv2D").Device(::tensorflow::DEVICE_CPU),

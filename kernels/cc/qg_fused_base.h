@@ -1,6 +1,6 @@
 // Shared by the CPU conv, MatMul and depthwise kernels: the fused-op base class (inputs 2..7,
 // the summand and the epilogue, kernels/OPS.md), conv attributes and geometry, and the cache of
-// packed GEMM weights.
+// prepared weights.
 #ifndef QG_KERNELS_CC_QG_FUSED_BASE_H_
 #define QG_KERNELS_CC_QG_FUSED_BASE_H_
 
@@ -25,41 +25,49 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
 
-// Packed weights, reused while the weights are unchanged (for small M packing would cost as
-// much as the product itself). With constant_weights (the quantizer sets it: the filter is a
-// graph Const, which hands out the same immutable buffer every run) "unchanged" means the same
+// Weights prepared for a kernel (packed for the GEMM, rearranged for the depthwise loop),
+// reused while the weights are unchanged: for small M preparing them would cost as much as
+// the product itself. With constant_weights (the quantizer sets it: the filter is a graph
+// Const, which hands out the same immutable buffer every run) "unchanged" means the same
 // buffer, which the cache holds a reference to so that it cannot be freed and reused; else the
-// bytes are compared (24 MB a run for Inception-v3, about 2% of its time).
-class PackedWeightCache {
+// bytes are compared (24 MB a run for Inception-v3, about 2% of its time). `key` is what else
+// the prepared form depends on (shape, layout choice); prepare(bytes, out) builds it.
+template <typename Prepared>
+class WeightCache {
  public:
-  std::shared_ptr<const PackedB> Get(const Tensor& weights, int K, int N, bool constant) {
-    const int8_t* b = reinterpret_cast<const int8_t*>(weights.tensor_data().data());
-    const size_t bytes = static_cast<size_t>(K) * N;
+  template <typename Prepare>
+  std::shared_ptr<const Prepared> Get(const Tensor& weights, const std::vector<int64_t>& key,
+                                      bool constant, const Prepare& prepare) {
+    const auto data = weights.tensor_data();
+    const int8_t* w = reinterpret_cast<const int8_t*>(data.data());
+    const size_t bytes = data.size();
     std::lock_guard<std::mutex> lock(mu_);
-    if (packed_ && packed_->K == K && packed_->N == N) {
-      if (constant && held_.IsInitialized() && held_.SharesBufferWith(weights)) return packed_;
-      if (!constant && copy_.size() == bytes && std::memcmp(copy_.data(), b, bytes) == 0) {
-        return packed_;
+    if (prepared_ && key_ == key) {
+      if (constant && held_.IsInitialized() && held_.SharesBufferWith(weights)) return prepared_;
+      if (!constant && copy_.size() == bytes && std::memcmp(copy_.data(), w, bytes) == 0) {
+        return prepared_;
       }
     }
-    auto fresh = std::make_shared<PackedB>();
-    PackB(b, K, N, N, fresh.get());
+    auto fresh = std::make_shared<Prepared>();
+    prepare(w, fresh.get());
+    key_ = key;
     if (constant) {
       held_ = weights;
       copy_.clear();
     } else {
       held_ = Tensor();
-      copy_.assign(b, b + bytes);
+      copy_.assign(w, w + bytes);
     }
-    packed_ = fresh;
-    return packed_;
+    prepared_ = fresh;
+    return prepared_;
   }
 
  private:
   std::mutex mu_;
   Tensor held_;
+  std::vector<int64_t> key_;
   std::vector<int8_t> copy_;
-  std::shared_ptr<const PackedB> packed_;
+  std::shared_ptr<const Prepared> prepared_;
 };
 
 // Inputs shared by the conv, depthwise and matmul kernels: ranges, per-channel vectors,
@@ -132,7 +140,6 @@ class FusedBase : public OpKernel {
   bool float_out_ = false;
   int num_summand_ = 0;
   bool constant_weights_ = false;
-  PackedWeightCache cache_;
 };
 
 // Conv attributes and geometry shared by the conv and depthwise kernels.
@@ -197,7 +204,7 @@ using fused_base_internal::ConvAttrs;
 using fused_base_internal::ConvGeometry;
 using fused_base_internal::FusedArgs;
 using fused_base_internal::FusedBase;
-using fused_base_internal::PackedWeightCache;
+using fused_base_internal::WeightCache;
 
 }  // namespace qg
 
