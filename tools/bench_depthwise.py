@@ -6,7 +6,6 @@ folding off); median of interleaved runs. Set QG_CPU_PATH=portable to time the p
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,7 +15,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from quantize_graph import kernels  # noqa: E402
-from tools.bench_kernels import session  # noqa: E402
+from tools.bench_kernels import interleaved_row  # noqa: E402
 
 # (name, input NHWC at batch 1, stride)
 SHAPES = [
@@ -61,25 +60,8 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for name, shape, stride in SHAPES:
         (gf, yf), (gq, yq) = build(qg, (args.batch,) + shape[1:], stride)
-        with session(gf, args.threads) as sf, session(gq, args.threads) as sq:
-            for _ in range(3):
-                sf.run(yf)
-                sq.run(yq)
-            tf_, tq, cf, cq = [], [], [], []
-            for _ in range(args.runs):
-                t0, c0 = time.perf_counter(), time.process_time()
-                sf.run(yf)
-                t1, c1 = time.perf_counter(), time.process_time()
-                sq.run(yq)
-                t2, c2 = time.perf_counter(), time.process_time()
-                tf_.append(t1 - t0)
-                tq.append(t2 - t1)
-                cf.append(c1 - c0)
-                cq.append(c2 - c1)
-        mf, mq = np.median(tf_) * 1e3, np.median(tq) * 1e3
-        pf, pq = np.median(cf) * 1e3, np.median(cq) * 1e3
-        print(f"| {name} | {mf:.3f} | {mq:.3f} | {mf / mq:.2f}x | {pf:.2f} | {pq:.2f} | "
-              f"{pf / pq:.2f}x |", flush=True)
+        print(interleaved_row(name, gf, yf, gq, yq, args.threads, args.runs, digits=3),
+              flush=True)
 
 
 if __name__ == "__main__":

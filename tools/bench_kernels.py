@@ -62,6 +62,31 @@ def session(graph, threads):
     return tf.compat.v1.Session(graph=graph, config=cfg)
 
 
+def interleaved_row(name, gf, yf, gq, yq, threads, runs, digits):
+    """A markdown row: float and int8 op runs interleaved after 3 warm-ups, median wall and
+    CPU ms of each and their ratios. CPU time (all threads) is shown too: on a shared machine
+    wall time mostly measures the neighbours, CPU time the work."""
+    with session(gf, threads) as sf, session(gq, threads) as sq:
+        for _ in range(3):
+            sf.run(yf)
+            sq.run(yq)
+        tf_, tq, cf, cq = [], [], [], []
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            sf.run(yf)
+            t1, c1 = time.perf_counter(), time.process_time()
+            sq.run(yq)
+            t2, c2 = time.perf_counter(), time.process_time()
+            tf_.append(t1 - t0)
+            tq.append(t2 - t1)
+            cf.append(c1 - c0)
+            cq.append(c2 - c1)
+    mf, mq = np.median(tf_) * 1e3, np.median(tq) * 1e3
+    pf, pq = np.median(cf) * 1e3, np.median(cq) * 1e3
+    return (f"| {name} | {mf:.{digits}f} | {mq:.{digits}f} | {mf / mq:.2f}x | {pf:.2f} | "
+            f"{pq:.2f} | {pf / pq:.2f}x |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -74,32 +99,13 @@ def main():
     print(f"Qg CPU path: {qg.qg_cpu_path().numpy().decode()}, {args.threads} threads, "
           f"median of {args.runs} interleaved runs, weights in [-{args.weight_max}, "
           f"{args.weight_max}]")
-    # CPU time (all threads) is shown too: on a shared machine wall time mostly measures the
-    # neighbours, CPU time the work.
     print("| shape | float ms | Qg int8 ms | float / int8 | float CPU ms | int8 CPU ms | ratio |")
     print("|---|---|---|---|---|---|---|")
     for name, shape, kh, kw, cout, stride, padding in SHAPES:
         (gf, yf), (gq, yq) = build(qg, shape, kh, kw, cout, stride, padding,
                                      args.weight_max)
-        with session(gf, args.threads) as sf, session(gq, args.threads) as sq:
-            for _ in range(3):
-                sf.run(yf)
-                sq.run(yq)
-            tf_, tq, cf, cq = [], [], [], []
-            for _ in range(args.runs):
-                t0, c0 = time.perf_counter(), time.process_time()
-                sf.run(yf)
-                t1, c1 = time.perf_counter(), time.process_time()
-                sq.run(yq)
-                t2, c2 = time.perf_counter(), time.process_time()
-                tf_.append(t1 - t0)
-                tq.append(t2 - t1)
-                cf.append(c1 - c0)
-                cq.append(c2 - c1)
-        mf, mq = np.median(tf_) * 1e3, np.median(tq) * 1e3
-        pf, pq = np.median(cf) * 1e3, np.median(cq) * 1e3
-        print(f"| {name} | {mf:.2f} | {mq:.2f} | {mf / mq:.2f}x | {pf:.2f} | {pq:.2f} | "
-              f"{pf / pq:.2f}x |", flush=True)
+        print(interleaved_row(name, gf, yf, gq, yq, args.threads, args.runs, digits=2),
+              flush=True)
 
 
 if __name__ == "__main__":
