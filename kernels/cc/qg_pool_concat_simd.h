@@ -27,7 +27,7 @@ namespace qg {
 // window; guarded anyway).
 inline uint8_t AvgRound(int32_t sum, int count) {
   float v = static_cast<float>(sum) / static_cast<float>(std::max(count, 1));
-  v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+  v = ClampNanLow(v, 0.0f, 255.0f);
   return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
 }
 
@@ -35,7 +35,7 @@ inline uint8_t AvgRound(int32_t sum, int count) {
 inline uint8_t RequantByte(int q, int zero_point, float ratio, float zp_out) {
   float v = static_cast<float>(q - zero_point) * ratio;
   v = v + zp_out;
-  v = std::fmin(std::fmax(v, 0.0f), 255.0f);
+  v = ClampNanLow(v, 0.0f, 255.0f);
   return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
 }
 

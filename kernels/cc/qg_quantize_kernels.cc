@@ -15,13 +15,6 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
 
-// clamp(v, lo, hi) with NaN -> lo. Written as comparisons (maxps / minps semantics) rather
-// than std::fmax / std::fmin, which are library calls here and keep the loops scalar.
-inline float ClampNanLow(float v, float lo, float hi) {
-  v = v > lo ? v : lo;
-  return v < hi ? v : hi;
-}
-
 // The element loops take plain arguments, not a lambda's captures: through captures the
 // stores to q (uint8_t, which may alias anything) reload every capture each element and keep
 // the loop scalar.

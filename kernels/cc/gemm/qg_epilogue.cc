@@ -46,9 +46,7 @@ void Epilogue::SetSummand(const uint8_t* data, float scale_s, int zero_point_s,
 
 // clamp then round == round then clamp (lo, hi are integers); NaN becomes lo.
 static inline uint8_t ClampRound(float v, float lo, float hi) {
-  v = v >= lo ? v : lo;
-  v = v <= hi ? v : hi;
-  return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
+  return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(ClampNanLow(v, lo, hi))));
 }
 
 void Epilogue::RowPortable(const int32_t* acc, int n0, int n1, int64_t index,

@@ -122,6 +122,13 @@ inline float RoundHalfEven(float v) {
   return (v + magic) - magic;
 }
 
+// clamp(v, lo, hi) with NaN -> lo. Comparisons (maxps / minps semantics) rather than
+// std::fmax / std::fmin, which are library calls here and keep loops scalar.
+inline float ClampNanLow(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
 }  // namespace qg
 
 #endif  // QG_KERNELS_CC_GEMM_QG_GEMM_H_
