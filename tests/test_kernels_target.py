@@ -61,7 +61,7 @@ def test_conv_weight_pairs_fit_the_byte_kernel():
     for cin in (4, 3):
         w = rng.normal(0, 1, [3, 3, cin, 6]).astype(np.float32)
         w[0, 0, :2, 1] = 5.0   # a same-sign pair as big as the channel's largest weight
-        codes, scales = quantize_weights(w, 3, pairs_along=(0, 1, 2))
+        codes, scales = quantize_weights(w, 3, pair_limited=True)
         k = codes.reshape(-1, 6).astype(np.int32)
         k = np.concatenate([k, np.zeros((len(k) % 2, 6), np.int32)])
         even, odd = k[0::2], k[1::2]

@@ -20,7 +20,7 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set
                                         set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, pair_limit
+from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, weight_scale
 from quantize_graph.targets.onednn_residual import ADD_OPS
 
 
@@ -36,21 +36,22 @@ def affine_range(lo, hi):
     return lo, lo + 255.0 * scale
 
 
-def quantize_weights(weights, axis, pairs_along=None):
+def quantize_weights(weights, axis, pair_limited=False):
     """(qint8 codes in [-127, 127], float32 scale per channel along `axis`), symmetric; rounding
     keeps each channel's sum of rounding errors near zero (see passes/weights.py).
 
-    With `pairs_along` (the weights' axes that flatten, in order, into the GEMM's K), adjacent
-    same-sign codes along that K sum to at most 128 in magnitude: the largest such pair maps to
-    126 and sum-keeping rounding moves each code by under one step. Channels whose big weights
-    have small or opposite-sign neighbours keep 8 bits; 7 bits at worst."""
-    other = tuple(a for a in range(weights.ndim) if a != axis)
-    top = np.abs(weights).max(axis=other).astype(np.float64) / 127.0
-    if pairs_along is not None:
-        moved = np.moveaxis(weights, axis, -1)
-        k_matrix = moved.reshape(-1, moved.shape[-1])          # [K, channels], K in GEMM order
-        top = np.maximum(top, pair_limit(k_matrix, 0, (0,)) / 126.0)
-    scale = np.where(top > 0, top, 1e-8)
+    pair_limited: the other axes flatten, in order, into the GEMM's K (conv HWIO, MatMul
+    [K, N]), and adjacent same-sign codes along that K sum to at most 128 in magnitude: onednn's
+    weight_scale with the largest such pair at 126, since sum-keeping rounding moves each code
+    by under one step. Channels whose big weights have small or opposite-sign neighbours keep
+    8 bits; 7 bits at worst."""
+    moved = np.moveaxis(weights, axis, -1)
+    k_matrix = moved.reshape(-1, moved.shape[-1])          # [K, channels], K in GEMM order
+    if pair_limited:
+        scale = weight_scale(k_matrix, 0, (0,), 126.0)
+    else:
+        scale = np.abs(k_matrix).max(axis=0).astype(np.float64) / 127.0
+        scale = np.where(scale > 0, scale, 1e-8)
     shape = [1] * weights.ndim
     shape[axis] = -1
     grid = weights / scale.reshape(shape) + 127.0
@@ -250,9 +251,9 @@ def _quantized_layout(op, weights, transpose_b=False):
     """(codes, per-channel scales) of a layer's weights as the Qg op takes them: conv HWIO,
     depthwise [kh, kw, C, mult], MatMul [K, N] (transposed first if transpose_b)."""
     if op == "MatMul":
-        return quantize_weights(weights.T if transpose_b else weights, 1, pairs_along=(0,))
+        return quantize_weights(weights.T if transpose_b else weights, 1, pair_limited=True)
     if op == "Conv2D":  # K runs over (kh, kw, C): the im2col row order of the kernel
-        return quantize_weights(weights, 3, pairs_along=(0, 1, 2))
+        return quantize_weights(weights, 3, pair_limited=True)
     kh, kw, c, mult = weights.shape
     codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
     return codes.reshape(kh, kw, c, mult), scales
