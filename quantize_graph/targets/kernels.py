@@ -205,14 +205,8 @@ class KernelsLowering(OneDnnLowering):
         concat's table for this input is the identity and the kernel copies bytes. The concat's
         range holds every input's (it is their union), so nothing is clipped; a branch with a
         smaller range than its siblings loses a little resolution."""
-        readers = self.index.consumers.get(node.name, [])
-        if len(readers) != 1:
-            return None
-        reader, position = readers[0]
-        if (reader.op not in ("ConcatV2", "Concat") or reader.name not in self.decision.quantized
-                or split_input(reader.input[position])[1] != 0):
-            return None
-        return reader
+        reader = self._reader_of(node)
+        return reader if reader is not None and reader.op in ("ConcatV2", "Concat") else None
 
     # ---- pools, concat, reshape -------------------------------------------------------------
 
