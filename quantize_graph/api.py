@@ -13,7 +13,9 @@ from quantize_graph.serving import for_serving, server_requirements
 def quantize(graph_def, output_node_names, mode="eightbit", input_node_names=None, **options):
     """Returns the quantized GraphDef. `options` are the fields of pipeline.Options:
     bitdepth, strip_redundant_quantization, quantized_input_range, fallback_range,
-    excluded_ops, excluded_nodes, target."""
+    excluded_ops, excluded_nodes, target, calibration_inputs, ranges, and input_range=(min,
+    max): without calibration data, the graph's batch-norm statistics give the ranges and
+    input_range the input's."""
     graph, _ = run_pipeline(graph_def, output_node_names, Options(mode=mode, **options),
                             input_names=input_node_names)
     return graph

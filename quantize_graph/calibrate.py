@@ -149,10 +149,14 @@ def fingerprint(arrays):
     return h.hexdigest()[:16]
 
 
-def save_ranges(path, ranges, method, data_fingerprint, size, percentile=None):
+def save_ranges(path, ranges, method, data_fingerprint, size, percentile=None, sources=None):
+    """`sources`: {tensor: where its range came from} (calibration, batch-norm statistics,
+    input range, FakeQuant, ranges file), written beside the ranges."""
     doc = {"method": method, "percentile": percentile if method == "percentile" else None,
            "calibration_size": size, "fingerprint": data_fingerprint,
            "ranges": {t: [float(lo), float(hi)] for t, (lo, hi) in sorted(ranges.items())}}
+    if sources:
+        doc["sources"] = {t: sources[t] for t in sorted(ranges) if t in sources}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
 

@@ -5,6 +5,7 @@
       --calibration_data=photos/        # SavedModel in, SavedModel out (a new served version)
 """
 import dataclasses
+import math
 import os
 import sys
 
@@ -28,6 +29,7 @@ from quantize_graph.pipeline import (MODES, Options, calibration_batch_size, che
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.sensitivity import format_report
+from quantize_graph.statistics.ranges import image_input_range
 from quantize_graph.serving import for_serving, server_requirements
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 
@@ -87,6 +89,10 @@ flags.DEFINE_integer("input_width", None, "Calibration images: width (default: t
 flags.DEFINE_float("input_mean", 0.0, "Calibration images: subtracted from each 0..255 pixel (as label_image).")
 flags.DEFINE_float("input_std", 255.0, "Calibration images: divides each pixel after the mean (as label_image).")
 flags.DEFINE_float("crop_fraction", DEFAULT_CROP, "Calibration images: central crop kept before resizing.")
+flags.DEFINE_string("input_range", "", "MIN,MAX: the values the graph inputs take. Without "
+                    "calibration data, ranges come from the graph's batch-norm statistics and this "
+                    "gives the input's (default: from --input_mean/--input_std when given, for "
+                    "0..255 pixels; else the ops reading the input stay float).")
 flags.DEFINE_string("ranges_out", "", "Write the ranges used (JSON: tensor -> [min, max], method, data fingerprint).")
 flags.DEFINE_string("ranges_in", "", "Read ranges from a --ranges_out file instead of calibrating.")
 
@@ -133,8 +139,11 @@ def main(argv):
     if FLAGS.report and report.layers is not None:
         _write_report(report)
     if FLAGS.ranges_out and report.ranges:
-        save_ranges(FLAGS.ranges_out, report.ranges, FLAGS.calibration_method, data_print,
-                    FLAGS.calibration_size, FLAGS.calibration_percentile)
+        method = FLAGS.calibration_method if data_print else (
+            "batch-norm statistics" if report.range_sources else None)
+        save_ranges(FLAGS.ranges_out, report.ranges, method, data_print,
+                    FLAGS.calibration_size if data_print else 0, FLAGS.calibration_percentile,
+                    sources=report.range_sources)
     _print_report(result, report)
 
 
@@ -259,7 +268,26 @@ def _options():
         fallback_range=fallback if fallback[0] is not None else None,
         excluded_ops=tuple(FLAGS.excluded_ops), excluded_nodes=tuple(FLAGS.excluded_nodes),
         target=FLAGS.target, bias_correction=FLAGS.bias_correction,
-        equalize_ranges=FLAGS.equalize_ranges, shift_input=FLAGS.shift_input)
+        equalize_ranges=FLAGS.equalize_ranges, shift_input=FLAGS.shift_input,
+        input_range=_input_range())
+
+
+def _input_range():
+    """--input_range, else the range of 0..255 pixels after --input_mean/--input_std (when
+    either was given), else None."""
+    if FLAGS.input_range:
+        parts = FLAGS.input_range.split(",")
+        try:
+            lo, hi = (float(p) for p in parts)
+        except ValueError:
+            raise QuantizeGraphError("--input_range must be MIN,MAX (two numbers), got '%s'"
+                                     % FLAGS.input_range)
+        return lo, hi
+    if FLAGS["input_mean"].present or FLAGS["input_std"].present:
+        if FLAGS.input_std == 0 or not math.isfinite(FLAGS.input_std):
+            raise QuantizeGraphError("--input_std must be a non-zero number, got %g" % FLAGS.input_std)
+        return image_input_range(FLAGS.input_mean, FLAGS.input_std)
+    return None
 
 
 def _sync_legacy_flags():

@@ -5,13 +5,14 @@ and collects a report of what was done.
 """
 import collections
 import dataclasses
+import math
 
 from quantize_graph.annotate import Decision, annotate
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input
+from quantize_graph.graph.names import canonical_input, split_input
 from quantize_graph.graph.names import strip_output_names
-from quantize_graph.passes.prepare import prepare
+from quantize_graph.passes.prepare import prepare_recording_moments
 from quantize_graph.passes.prune import prune
 from quantize_graph.passes.quantized_input import quantize_placeholders
 from quantize_graph.passes.simulate import quantize_dequantize_graph, round_graph
@@ -23,11 +24,12 @@ from quantize_graph.calibration_data import batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.passes.bias_correction import bias_corrections
+from quantize_graph.passes.bias_correction import bias_corrections, bias_corrections_from_means
 from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
 from quantize_graph.passes.shift_input import shift_signed_inputs
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
+from quantize_graph.statistics import ranges as statistics_ranges
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
 TARGETS = ("auto", "reference", "onednn", "kernels")
@@ -48,6 +50,10 @@ class Options:
     calibration_method: str = "minmax"
     calibration_percentile: float = 99.99
     ranges: dict = None                       # {tensor: (min, max)}, e.g. from --ranges_in
+    # Without calibration data or ranges: ranges from batch-norm statistics (statistics/),
+    # the graph inputs covering input_range (min, max); k: range half-width in std devs.
+    input_range: tuple = None
+    statistics_k: float = statistics_ranges.DEFAULT_K
     progress: object = None                   # callable(total, label) -> bar with update()/close()
     # Accuracy levers, measured on held-out calibration inputs.
     max_relative_error: float = None          # keep the fewest, worst layers float to meet these
@@ -71,6 +77,9 @@ class Report:
     quantized: list = dataclasses.field(default_factory=list)      # names lowered to 8 bits
     stayed_float: dict = dataclasses.field(default_factory=dict)   # name -> (op, reason)
     ranges: dict = None                                            # the ranges frozen in
+    range_source: str = ""                                         # where they came from
+    range_sources: dict = None                                     # tensor -> its range's source
+    notes: list = dataclasses.field(default_factory=list)          # one line each, for the user
     layers: list = None                                            # [sensitivity.LayerError]
     fallback: list = None                                          # layers kept float to meet goals
     held_out_error: object = None                                  # compare.OutputError, held-out
@@ -80,9 +89,12 @@ class Report:
             return "mode %s: done" % self.mode
         ops = collections.Counter(op for op, _ in self.stayed_float.values())
         listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
-        return "%d ops quantized (target %s); %d ops stay float%s" % (
+        lines = ["%d ops quantized (target %s); %d ops stay float%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
-            (": " + listed) if listed else "")
+            (": " + listed) if listed else "")]
+        if self.range_source:
+            lines.append(self.range_source)
+        return "\n".join(lines + list(self.notes))
 
 
 def graph_placeholders(graph_def):
@@ -107,6 +119,14 @@ def validate_options(options):
                                  % (options.calibration_method, ", ".join(CALIBRATION_METHODS)))
     if options.quantized_input_range is not None and options.mode != "eightbit":
         raise QuantizeGraphError("--quantized_input only applies to mode eightbit")
+    if options.input_range is not None:
+        lo, hi = options.input_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise QuantizeGraphError("--input_range must be two finite numbers MIN,MAX with MIN "
+                                     "below MAX (got %g, %g)" % (lo, hi))
+    if not (math.isfinite(options.statistics_k) and options.statistics_k > 0):
+        raise QuantizeGraphError("statistics_k must be a positive number (got %g)"
+                                 % options.statistics_k)
 
 
 def check_graph(graph_def, output_names, input_names):
@@ -122,30 +142,49 @@ def check_graph(graph_def, output_names, input_names):
     return outputs, inputs
 
 
-def _ranges(graph_def, quantize_names, options):
-    """The calibrate stage: ranges given, or measured on the calibration inputs, or None."""
+def _ranges(graph_def, quantize_names, options, report, statistics=None, inputs=()):
+    """The calibrate stage: ranges given, or measured on the calibration inputs, or derived
+    from batch-norm statistics (`statistics`: {batch norm: ChannelMoments}, onednn and kernels
+    targets), or None (measured at run time). Fills the report's range source(s); returns the
+    ranges and the propagated statistics (None unless they were used)."""
     tensors = range_tensors(graph_def, quantize_names)
     if options.ranges is not None:
         missing = [t for t in tensors if t not in options.ranges]
         if missing:
             raise QuantizeGraphError("the ranges file has no range for tensor '%s' (made for "
                                      "another graph or other options?)" % missing[0])
-        return {t: options.ranges[t] for t in tensors}
-    if not options.calibration_inputs:
-        return None
-    return with_fake_quant_ranges(graph_def, _calibrated(graph_def, tensors, options))
+        report.range_source = "ranges from a ranges file (--ranges_in)"
+        report.range_sources = {t: "ranges file" for t in tensors}
+        return {t: options.ranges[t] for t in tensors}, None
+    if options.calibration_inputs:
+        ranges = _calibrated(graph_def, tensors, options)
+        count = min(len(a) for a in options.calibration_inputs.values())
+        report.range_source = "ranges from calibration data (%d examples, %s)" % (
+            count, options.calibration_method)
+        report.range_sources = {t: "calibration " + options.calibration_method for t in ranges}
+        return with_fake_quant_ranges(graph_def, ranges, report.range_sources), None
+    if statistics and options.target in ("onednn", "kernels"):
+        ranges, sources, stats = statistics_ranges.statistics_ranges(
+            graph_def, statistics, tensors, inputs, options.input_range, options.statistics_k)
+        report.range_source = statistics_ranges.FROM_STATISTICS
+        report.range_sources = sources
+        return with_fake_quant_ranges(graph_def, ranges, sources, add=True), stats
+    return None, None
 
 
-def with_fake_quant_ranges(graph_def, ranges):
-    """Ranges that quantization-aware training left in FakeQuant nodes win over calibration:
-    for the FakeQuant's input and for its output."""
+def with_fake_quant_ranges(graph_def, ranges, sources=None, add=False):
+    """Ranges that quantization-aware training left in FakeQuant nodes win over calibration
+    and statistics: for the FakeQuant's input and for its output (`add`: also where there was
+    no range)."""
     index = GraphIndex(graph_def)
     for node in graph_def.node:
         fixed = fake_quant_range(node, index) if node.op.startswith("FakeQuant") else None
         if fixed is not None:
             for tensor in (canonical_input(node.input[0]), node.name):
-                if tensor in ranges:
+                if tensor in ranges or add:
                     ranges[tensor] = fixed
+                    if sources is not None:
+                        sources[tensor] = "FakeQuant"
     return ranges
 
 
@@ -176,14 +215,16 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     """Returns (quantized GraphDef, Report)."""
     validate_options(options)
     outputs, inputs = check_graph(graph_def, output_names, input_names)
+    g, moments = prepare_recording_moments(graph_def, inputs, outputs)
+    # Batch-norm statistics are a range source only where nothing better was given.
+    statistics = moments if not (options.calibration_inputs or options.ranges is not None) else None
     if options.mode in ("eightbit", "test"):
         target, why = resolve_target(options.target, bool(
-            options.calibration_inputs or options.ranges or options.fallback_range))
+            options.calibration_inputs or options.ranges or options.fallback_range), bool(statistics))
         options = dataclasses.replace(options, target=target)
     else:
         target, why = options.target, ""
     report = Report(options.mode, target, why)
-    g = prepare(graph_def, inputs, outputs)
     mode = options.mode
     if mode == "weights":
         g = quantize_weights(g)
@@ -202,11 +243,11 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         if mode == "round":
             g = round_graph(g, decision.quantized, options.bitdepth)
         else:
-            g = _eightbit(g, decision, options, inputs, outputs, report)
+            g = _eightbit(g, decision, options, inputs, outputs, report, statistics)
     return prune(g, outputs, keep=inputs), report
 
 
-def _eightbit(g, decision, options, inputs, outputs, report):
+def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
     """calibrate -> (per-layer report, float fallback) -> lower -> clean up."""
     calibration, held_out = options.calibration_inputs, None
     if options.layer_report or _has_accuracy_goal(options):
@@ -218,10 +259,13 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
         g = shift_signed_inputs(g, decision.quantized, calibration)[0]
     g = _equalized(g, decision.quantized, calibration, options)
-    report.ranges = _ranges(g, decision.quantized, dataclasses.replace(
-        options, calibration_inputs=calibration))
-
-    corrections = _bias_corrections(g, decision.quantized, calibration, options)
+    report.ranges, propagated = _ranges(g, decision.quantized, dataclasses.replace(
+        options, calibration_inputs=calibration), report, statistics, inputs)
+    if propagated is not None:
+        decision = _without_ranges(g, decision, report, inputs, options)
+        corrections = _bias_corrections_from_statistics(g, decision.quantized, propagated, options)
+    else:
+        corrections = _bias_corrections(g, decision.quantized, calibration, options)
     kinds = {n.name: n.op for n in g.node}
 
     def build(quantized, why_float=None):
@@ -290,6 +334,39 @@ def _bias_corrections(g, quantized, calibration, options):
     batch = calibration_batch_size(g, list(calibration))
     return bias_corrections(g, quantized, batches(calibration, batch),
                             WEIGHT_DEQUANTIZERS[options.target])
+
+
+def _bias_corrections_from_statistics(g, quantized, propagated, options):
+    """Data-free bias correction: E[x] per input channel from the propagated moments."""
+    if not (options.bias_correction and options.target in WEIGHT_DEQUANTIZERS):
+        return None
+    return bias_corrections_from_means(
+        g, quantized, lambda tensors: statistics_ranges.channel_means(propagated, tensors),
+        WEIGHT_DEQUANTIZERS[options.target])
+
+
+def _without_ranges(g, decision, report, inputs, options):
+    """Statistics reach most tensors but not all (the graph input without --input_range, ops
+    the propagation has no rule for): nodes that need a range it lacks stay float."""
+    if options.fallback_range is not None:
+        return decision  # the fallback range fills the gaps
+    chosen = Decision(set(decision.quantized), dict(decision.float_reasons))
+    reads_input = False
+    for name in sorted(decision.quantized):
+        missing = [t for t in range_tensors(g, [name]) if t not in report.ranges]
+        if not missing:
+            continue
+        chosen.quantized.discard(name)
+        if any(split_input(t)[0] in inputs for t in missing):
+            reads_input = True
+            chosen.float_reasons[name] = ("reads the graph input, whose range is unknown "
+                                          "(--input_range, or --input_mean/--input_std)")
+        else:
+            chosen.float_reasons[name] = "no range from batch-norm statistics for '%s'" % missing[0]
+    if reads_input:
+        report.notes.append("the ops that read the graph input stay float: its range is unknown "
+                            "(give --input_range=MIN,MAX or --input_mean/--input_std)")
+    return chosen
 
 
 def _has_accuracy_goal(options):

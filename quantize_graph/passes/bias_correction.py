@@ -26,21 +26,42 @@ def bias_corrections(graph_def, layer_names, batches, dequantized):
 
     `batches` are the calibration feeds ([{input tensor: array}]) the float graph runs on.
     """
+    def measured(inputs):
+        return dict(zip(inputs, channel_means(graph_def, inputs, batches)))
+    return bias_corrections_from_means(graph_def, layer_names, measured, dequantized)
+
+
+def bias_corrections_from_means(graph_def, layer_names, means_of, dequantized):
+    """The same, with E[x] from `means_of(input tensors)` -> {tensor: per-channel mean, or
+    None where unknown}: measured on data, or propagated from batch-norm statistics (Nagel et
+    al.'s data-free bias correction). A layer whose input mean is unknown is not corrected."""
     index = GraphIndex(graph_def)
     heads = [index.nodes[n] for n in sorted(layer_names)
              if index.nodes[n].op in HEADS and _const_input(index, index.nodes[n].input[1])]
     if not heads:
         return {}
-    inputs = sorted({canonical_input(h.input[0]) for h in heads})
-    means = dict(zip(inputs, channel_means(graph_def, inputs, batches)))
+    means = means_of(sorted({canonical_input(h.input[0]) for h in heads}))
     corrections = {}
     for head in heads:
+        mean = means.get(canonical_input(head.input[0]))
+        if mean is None:
+            continue
         weights = const_value(index.node(head.input[1])).astype(np.float64)
         transpose_b = head.op == "MatMul" and head.attr["transpose_b"].b
+        channels = input_channels(head.op, weights, transpose_b)
+        if np.size(mean) not in (1, channels):
+            continue
+        mean = np.broadcast_to(np.asarray(mean, np.float64).reshape(-1), [channels])
         error = dequantized(head.op, weights, transpose_b) - weights
-        corrections[head.name] = output_shift(head.op, error, means[canonical_input(head.input[0])],
-                                              transpose_b).astype(np.float32)
+        corrections[head.name] = output_shift(head.op, error, mean, transpose_b).astype(np.float32)
     return corrections
+
+
+def input_channels(op, weights, transpose_b=False):
+    """How many channels the input of a conv / depthwise / matmul with these weights has."""
+    if op in ("Conv2D", "DepthwiseConv2dNative"):
+        return weights.shape[2]
+    return weights.shape[1] if transpose_b else weights.shape[0]
 
 
 def output_shift(op, weight_error, input_mean, transpose_b=False):

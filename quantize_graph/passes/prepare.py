@@ -1,4 +1,5 @@
 """The prepare stage (float -> float): strip training nodes, fold constants and batch norms."""
+from quantize_graph.statistics.batch_norm import batch_norm_moments
 from quantize_graph.passes.fold_batch_norms import fold_batch_norms
 from quantize_graph.passes.fold_constants import fold_constants
 from quantize_graph.passes.prune import prune
@@ -6,9 +7,16 @@ from quantize_graph.passes.strip_training import strip_training_nodes
 
 
 def prepare(graph_def, input_names, output_names):
+    return prepare_recording_moments(graph_def, input_names, output_names)[0]
+
+
+def prepare_recording_moments(graph_def, input_names, output_names):
+    """(prepared graph, {batch norm output name: ChannelMoments}): the batch norms' output
+    statistics are read before constant folding merges their parameters."""
     protected = list(input_names) + list(output_names)
     g = strip_training_nodes(graph_def, protected)
     g = prune(g, output_names, keep=input_names)
+    moments = batch_norm_moments(g)
     g = fold_constants(g, protected=output_names)
     g = fold_batch_norms(g, protected=output_names)
-    return prune(g, output_names, keep=input_names)
+    return prune(g, output_names, keep=input_names), moments

@@ -8,6 +8,7 @@ from quantize_graph.targets import kernels as _kernels
 from quantize_graph.targets.onednn import dequantized_weights, lower_onednn
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
+from quantize_graph.statistics.ranges import FROM_STATISTICS
 
 _LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": _kernels.lower_kernels}
 # The float weights each target's int8 ops really use, for bias correction.
@@ -16,16 +17,24 @@ _REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision
              "kernels": lambda graph_def, decision: decision}
 
 
-def resolve_target(target, has_ranges):
+NO_RANGES = ("no calibration data and no batch norms to derive ranges from: the reference ops "
+             "measure every range at run time and run slower than float; --calibration_data "
+             "gives the fast onednn target")
+
+
+def resolve_target(target, has_ranges, has_statistics=False):
     """(concrete target, why) for --target; `auto` picks onednn where its kernels run and
-    ranges can be frozen, else reference."""
+    ranges can be frozen (calibration data, a ranges file, the fallback range, or batch-norm
+    statistics), else reference."""
     if target != "auto":
         return target, "asked for"
     if not onednn_int8_runs():
         return "reference", "TensorFlow's oneDNN int8 kernels do not run here (%s)" % HOW_TO_ENABLE
-    if not has_ranges:
-        return "reference", "no calibration data to freeze ranges for the onednn target"
-    return "onednn", "TensorFlow's oneDNN int8 kernels run here"
+    if has_ranges:
+        return "onednn", "TensorFlow's oneDNN int8 kernels run here"
+    if has_statistics:
+        return "onednn", "TensorFlow's oneDNN int8 kernels run here; " + FROM_STATISTICS
+    return "reference", NO_RANGES
 
 
 def refine(target, graph_def, decision):
