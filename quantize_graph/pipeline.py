@@ -25,7 +25,7 @@ from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections, bias_corrections_from_means
-from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
+from quantize_graph.passes.equalize_ranges import equalize_channel_ranges, equalize_with_maxima
 from quantize_graph.passes.shift_input import shift_signed_inputs
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
@@ -92,7 +92,7 @@ class Report:
         lines = ["%d ops quantized (target %s); %d ops stay float%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
             (": " + listed) if listed else "")]
-        if self.range_source:
+        if self.range_source and self.range_source not in self.target_reason:
             lines.append(self.range_source)
         return "\n".join(lines + list(self.notes))
 
@@ -258,7 +258,7 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
     reference = g  # what held-out errors are measured against
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
         g = shift_signed_inputs(g, decision.quantized, calibration)[0]
-    g = _equalized(g, decision.quantized, calibration, options)
+    g, statistics = _equalized(g, decision.quantized, calibration, options, statistics, inputs)
     report.ranges, propagated = _ranges(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration), report, statistics, inputs)
     if propagated is not None:
@@ -318,12 +318,22 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
                  {n: "kept float by the accuracy fallback" for n in excluded})
 
 
-def _equalized(g, quantized, calibration, options):
-    """The float graph with channel ranges equalized (option on, calibration data, onednn)."""
-    if not (options.equalize_ranges and calibration and options.target == "onednn"):
-        return g
-    batch = calibration_batch_size(g, list(calibration))
-    return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0]
+def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
+    """(the float graph with channel ranges equalized, the batch-norm moments that describe
+    it) (option on, onednn): per-channel maxima measured on calibration data, or without data
+    propagated from the batch-norm statistics."""
+    if not (options.equalize_ranges and options.target == "onednn"):
+        return g, statistics
+    if calibration:
+        batch = calibration_batch_size(g, list(calibration))
+        return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0], statistics
+    if not statistics or options.ranges is not None:
+        return g, statistics
+    stats = statistics_ranges.propagated(g, statistics, inputs, options.input_range,
+                                         statistics_ranges.EQUALIZE_K)
+    equalized, scales = equalize_with_maxima(
+        g, quantized, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
+    return equalized, statistics_ranges.rescaled(statistics, g, scales)
 
 
 def _bias_corrections(g, quantized, calibration, options):

@@ -168,5 +168,5 @@ def test_tf2_frozen_keras_model_folds_completely():
     counts = ops(prepared)
     assert counts["Conv2D"] == 1 and counts["BiasAdd"] == 2 and counts["Rsqrt"] == 0
     assert counts["NoOp"] == 0 and counts["Identity"] == 0
-    quantized = qg.quantize(frozen, [output], mode="eightbit")
+    quantized = qg.quantize(frozen, [output], mode="eightbit", target="reference")
     assert ops(quantized)["QuantizedConv2D"] == 1 and ops(quantized)["QuantizedMatMul"] == 1

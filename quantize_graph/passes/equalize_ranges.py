@@ -30,14 +30,24 @@ def equalize_channel_ranges(graph_def, layer_names, batches):
     """The graph with channel scales folded in, for each Relu/Relu6 layer among `layer_names`
     (conv/depthwise -> BiasAdd -> activation, Const weights) read only by depthwise convs with
     Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s})."""
+    return equalize_with_maxima(graph_def, layer_names,
+                                lambda tensors: channel_maxima(graph_def, tensors, batches))
+
+
+def equalize_with_maxima(graph_def, layer_names, maxima_of):
+    """The same, with each activation's per-channel maxima from `maxima_of(tensor names)` ->
+    [array or None]: measured on calibration data, or propagated from batch-norm statistics
+    (then a channel's max is its mean + k std, clipped at the activation's cap)."""
     index = GraphIndex(graph_def)
     candidates = [c for c in (_candidate(index, n, layer_names) for n in sorted(layer_names)) if c]
     if not candidates:
         return graph_def, {}
-    maxima = channel_maxima(graph_def, [c[2].name for c in candidates], batches)
+    maxima = maxima_of([c[2].name for c in candidates])
     consts = {}  # Const name -> new value
     scales = {}
     for (head, bias_add, act, readers), top_c in zip(candidates, maxima):
+        if top_c is None:
+            continue
         top = float(top_c.max())  # the tensor's range stays as it was (ranges files hold)
         if top <= 0:
             continue

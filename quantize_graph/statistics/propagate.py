@@ -6,7 +6,8 @@ linear layers without a batch norm after them) and a per-channel range [lo, hi] 
 lowering freezes). A tensor the rules do not reach gets none, and the ops that need its
 range stay float. The approximations, each stated where it is made:
 - a batch norm's output is normal per channel, N(beta, gamma^2 var / (var + eps));
-- a normal-like tensor's range is mean +- k std per channel (k: ranges.DEFAULT_K);
+- a normal-like tensor's range is mean +- k std per channel, k a function of the tensor's depth
+  (ranges.k_at_depth: early layers have heavier tails);
 - linear layers see independent input channels and ignore padding;
 - the two operands of an Add are independent;
 - pools, Pad and spatial means keep their input's moments.
@@ -76,7 +77,8 @@ def propagate(graph_def, bn_moments, input_stats, k):
     """{tensor name: TensorStats} for the port-0 outputs the rules reach.
 
     bn_moments: {node name: batch_norm.ChannelMoments}; input_stats: {input node name:
-    TensorStats}; k: range half-width in standard deviations.
+    TensorStats}; k: range half-width in standard deviations, a number or a function of the
+    tensor's depth (conv/depthwise/matmul layers on the longest path from an input).
     """
     return _Propagation(graph_def, bn_moments, input_stats, k).run()
 
@@ -86,7 +88,9 @@ class _Propagation:
     def __init__(self, graph_def, bn_moments, input_stats, k):
         self.index = GraphIndex(graph_def)
         self.bn = bn_moments
-        self.k = k
+        self.k_at_depth = k if callable(k) else (lambda depth: k)
+        self.k = None  # the current node's
+        self.depth = {}
         self.stats = dict(input_stats)
         self.shapes = _static_shapes(graph_def)
 
@@ -95,6 +99,9 @@ class _Propagation:
             if name in self.stats:
                 continue
             node = self.index.nodes[name]
+            self.depth[name] = max([self.depth.get(split_input(i)[0], 0) for i in node.input] or [0]) \
+                + (1 if node.op in _LINEAR else 0)
+            self.k = self.k_at_depth(self.depth[name])
             try:
                 st = self._rule(node)
             except ValueError:

@@ -2,17 +2,26 @@
 lowering freezes a range for.
 
 A tensor's range is the union over its channels of [mean - k std, mean + k std], clipped to
-what its activation keeps (Relu: >= 0, Relu6: [0, 6]). DEFAULT_K was chosen by measurement
-(docs/statistics_ranges.md): it is the k whose ranges come closest to minmax calibration on
-100 photos for the generated Inception-v3, and the real MobileNet v1 0.25 loses least top-1
-with it.
+what its activation keeps (Relu: >= 0, Relu6: [0, 6]). k depends on depth (`k_at_depth`):
+the first layers of a CNN see heavy-tailed features (edges in natural images), the deep ones
+near-normal sums. Measured on the generated Inception-v3 and MobileNet-v2 (100 photos, minmax
+calibration, docs/statistics_ranges.md), the k at which mean + k std meets the calibrated
+maximum is 10-14 at depth 1-5 and 4.5-5 from depth ~15 on, in both nets; k_at_depth follows
+that curve, so the ranges are what minmax calibration would give.
 """
+import math
+
 import numpy as np
 
 from quantize_graph.graph.names import split_input
+from quantize_graph.statistics.batch_norm import ChannelMoments
 from quantize_graph.statistics.propagate import propagate, uniform_stats
 
-DEFAULT_K = 6.0
+DEFAULT_K = 4.5       # k deep in the net
+EARLY_EXTRA_K = 8.0   # added at depth 1, decaying ...
+EARLY_DEPTH = 6.0     # ... by a factor e every this many layers
+EQUALIZE_K = 6.0
+TWO_SIDED_K = 4.0
 SOURCE = "batch-norm statistics"
 FROM_STATISTICS = "ranges from batch-norm statistics, no calibration data"
 INPUT_SOURCE = "input range"
@@ -31,22 +40,56 @@ def statistics_ranges(graph_def, bn_moments, tensors, input_names=(), input_rang
 
     graph_def: the prepared (folded) graph; bn_moments: batch_norm.batch_norm_moments of the
     graph before folding; input_range: (min, max) of every graph input, or None.
+
+    k: the range half-width deep in the net, in standard deviations (k_at_depth adds to it
+    near the input).
     """
-    inputs = {}
-    if input_range is not None:
-        inputs = {name: uniform_stats(*input_range) for name in input_names}
-    stats = propagate(graph_def, bn_moments, inputs, k)
+    stats = propagated(graph_def, bn_moments, input_names, input_range, k_at_depth(k))
+    two = propagated(graph_def, bn_moments, input_names, input_range, TWO_SIDED_K)
     ranges, sources = {}, {}
     for tensor in tensors:
         name, port, _ = split_input(tensor)
         if port != 0 or name not in stats:
             continue
-        lo, hi = stats[name].range()
+        one_sided = np.array_equal(stats[name].lo, two[name].lo)
+        lo, hi = (stats if one_sided or TWO_SIDED_K is None else two)[name].range()
         if not (np.isfinite(lo) and np.isfinite(hi)):
             continue
         ranges[tensor] = (lo, max(hi, lo + 1e-6))
-        sources[tensor] = INPUT_SOURCE if name in inputs else SOURCE
+        sources[tensor] = INPUT_SOURCE if name in input_names and input_range else SOURCE
     return ranges, sources, stats
+
+
+def k_at_depth(k_deep=DEFAULT_K):
+    """k as a function of depth (conv/depthwise/matmul layers from the input)."""
+    return lambda depth: k_deep + EARLY_EXTRA_K * math.exp(-max(depth - 1, 0) / EARLY_DEPTH)
+
+
+def propagated(graph_def, bn_moments, input_names=(), input_range=None, k=DEFAULT_K):
+    """{tensor: TensorStats} of the prepared graph, from the batch norms and the input range."""
+    inputs = {}
+    if input_range is not None:
+        inputs = {name: uniform_stats(*input_range) for name in input_names}
+    return propagate(graph_def, bn_moments, inputs, k)
+
+
+def channel_maxima(stats, tensors):
+    """[per-channel upper end of the range, or None] of each tensor (range equalization)."""
+    return [stats[t].hi if t in stats else None for t in tensors]
+
+
+def rescaled(bn_moments, graph_def, scales):
+    """The batch-norm moments after range equalization scaled the channels of the layers in
+    `scales` ({activation: per-channel scale}): the batch norm before each such activation
+    (its input, the folded BiasAdd) now has mean * s and variance * s^2."""
+    inputs = {n.name: split_input(n.input[0])[0] for n in graph_def.node if n.name in scales}
+    out = dict(bn_moments)
+    for act, scale in scales.items():
+        name = inputs.get(act)
+        if name in out and len(out[name].mean) == len(scale):
+            m = out[name]
+            out[name] = ChannelMoments(m.mean * scale, m.var * scale * scale)
+    return out
 
 
 def channel_means(stats, tensors):
