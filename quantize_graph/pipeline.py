@@ -92,7 +92,7 @@ class Report:
         lines = ["%d ops quantized (target %s); %d ops stay float%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
             (": " + listed) if listed else "")]
-        if self.range_source and self.range_source not in self.target_reason:
+        if self.range_source:
             lines.append(self.range_source)
         return "\n".join(lines + list(self.notes))
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
-import quantize_graph as qg
+import quantize_graph
 from quantize_graph import kernels as qg_kernels
 from quantize_graph.graph.nodes import create_node, make_const, set_attr_bool, set_attr_dtype, set_attr_float
 from quantize_graph.passes.prepare import prepare_recording_moments
@@ -141,7 +141,7 @@ def test_batch_norm_with_global_normalization(scale_after):
 
 def test_real_mobilenet_batch_norms_are_all_read(shared):
     """The TF-slim MobileNet v1 carries its 27 batch norms in the decomposed form."""
-    graph_def = qg.load_graph_def(str(shared / "models/mobilenet_v1_0.25_224/frozen_graph.pb"))
+    graph_def = quantize_graph.load_graph_def(str(shared / "models/mobilenet_v1_0.25_224/frozen_graph.pb"))
     out = "MobilenetV1/Predictions/Reshape_1"
     prepared, moments = prepare_recording_moments(graph_def, ["input"], [out])
     assert len(moments) == 27
@@ -301,7 +301,7 @@ def test_auto_picks_onednn_from_statistics_and_says_so():
     graph_def = bn_net()
     q, report = run_pipeline(graph_def, ["output"], Options(mode="eightbit", input_range=(0.0, 1.0)))
     assert report.target == "onednn"
-    assert "ranges from batch-norm statistics, no calibration data" in report.target_reason
+    assert "batch norms give the ranges" in report.target_reason
     assert "ranges from batch-norm statistics, no calibration data" in report.summary()
     assert ops(q)["QuantizedConv2DWithBiasAndReluAndRequantize"] == 2
     assert set(report.range_sources.values()) <= {"batch-norm statistics", "input range"}
@@ -363,3 +363,47 @@ def test_statistics_ranges_skip_tensors_they_cannot_reach():
     prepared, moments = prepare_recording_moments(graph_def, ["input"], ["output"])
     ranges, sources, _ = statistics_ranges(prepared, moments, ["input", "output"], ["input"], None)
     assert ranges == {} and sources == {}  # no input range; Softmax has no rule
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+from tests.test_cli import qg  # noqa: E402,F401  (the in-process CLI runner fixture)
+
+
+def test_original_command_without_data_uses_statistics(qg, tmp_path):
+    import json
+    from tests.graphs import write_graph
+    model = write_graph(bn_net(), tmp_path / "bn.pb")
+    out, ranges = tmp_path / "q.pb", tmp_path / "ranges.json"
+    result = qg("--input=%s" % model, "--output=%s" % out, "--mode=eightbit", "--output_node_names=output",
+                "--input_mean=0", "--input_std=255", "--ranges_out=%s" % ranges)
+    assert result.code == 0, result
+    assert "target onednn: " in result.out and "batch norms give the ranges" in result.out
+    assert "ranges from batch-norm statistics, no calibration data" in result.out
+    doc = json.loads(ranges.read_text())
+    assert doc["method"] == "batch-norm statistics" and doc["sources"]["input"] == "input range"
+    assert doc["ranges"]["input"] == [0.0, 1.0]
+    assert set(doc["sources"].values()) == {"batch-norm statistics", "input range"}
+
+
+def test_input_range_flag_and_its_errors(qg, tmp_path):
+    from tests.graphs import write_graph
+    model = write_graph(bn_net(), tmp_path / "bn.pb")
+    ok = qg("--input=%s" % model, "--output=%s" % (tmp_path / "q.pb"), "--mode=eightbit",
+            "--output_node_names=output", "--input_range=0,1")
+    assert ok.code == 0 and "--input_range" not in ok.out
+    for bad, words in (("1,0", "MIN below MAX"), ("0", "MIN,MAX"), ("a,b", "MIN,MAX"), ("0,inf", "finite")):
+        result = qg("--input=%s" % model, "--output=%s" % (tmp_path / "bad.pb"), "--mode=eightbit",
+                    "--output_node_names=output", "--input_range=" + bad)
+        assert result.code == 1 and words in result.err and result.err.count("\n") == 1, (bad, result)
+        assert not (tmp_path / "bad.pb").exists()
+
+
+def test_original_command_on_a_graph_without_batch_norms_says_why_it_is_slow(qg, tmp_path):
+    from tests.graphs import conv_relu_pool_graph, write_graph
+    graph_def, _, _ = conv_relu_pool_graph()
+    model = write_graph(graph_def, tmp_path / "plain.pb")
+    result = qg("--input=%s" % model, "--output=%s" % (tmp_path / "q.pb"), "--mode=eightbit",
+                "--output_node_names=softmax")
+    assert result.code == 0
+    assert ("target reference: " + NO_RANGES) in result.out

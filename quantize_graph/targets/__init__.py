@@ -8,7 +8,6 @@ from quantize_graph.targets import kernels as _kernels
 from quantize_graph.targets.onednn import dequantized_weights, lower_onednn
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
-from quantize_graph.statistics.ranges import FROM_STATISTICS
 
 _LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": _kernels.lower_kernels}
 # The float weights each target's int8 ops really use, for bias correction.
@@ -33,7 +32,8 @@ def resolve_target(target, has_ranges, has_statistics=False):
     if has_ranges:
         return "onednn", "TensorFlow's oneDNN int8 kernels run here"
     if has_statistics:
-        return "onednn", "TensorFlow's oneDNN int8 kernels run here; " + FROM_STATISTICS
+        return "onednn", ("TensorFlow's oneDNN int8 kernels run here, and the graph's batch norms "
+                          "give the ranges without calibration data")
     return "reference", NO_RANGES
 
 
