@@ -407,3 +407,19 @@ def test_original_command_on_a_graph_without_batch_norms_says_why_it_is_slow(qg,
                 "--output_node_names=softmax")
     assert result.code == 0
     assert ("target reference: " + NO_RANGES) in result.out
+
+
+def test_k_grows_near_the_input_and_two_sided_tensors_take_their_own():
+    from quantize_graph.statistics import ranges as R
+    prepared, moments = prepare_recording_moments(bn_net(), ["input"], ["output"])
+    tensors = sorted(moments) + [n.name for n in prepared.node if n.op == "Relu"]
+    ranges = statistics_ranges(prepared, moments, tensors, ["input"], (0.0, 1.0))[0]
+    relus = sorted(n.name for n in prepared.node if n.op == "Relu")  # depth 1, then depth 2
+    k = R.k_at_depth()
+    assert k(1) == pytest.approx(R.DEFAULT_K + R.EARLY_EXTRA_K) and k(1) > k(2) > k(30) > R.DEFAULT_K
+    # bn_net's batch norms: mean 0, std 3 / sqrt(9 + eps) ~ 1 (gamma 1, moving variance 9).
+    std = 3.0 / np.sqrt(9.0 + 1e-3)
+    assert ranges[relus[0]] == pytest.approx((0.0, k(1) * std), rel=1e-6)
+    assert ranges[relus[1]] == pytest.approx((0.0, k(2) * std), rel=1e-6)
+    for bn in moments:  # the batch norms' own outputs are two-sided
+        assert ranges[bn] == pytest.approx((-R.TWO_SIDED_K * std, R.TWO_SIDED_K * std), rel=1e-6)
