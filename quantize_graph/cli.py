@@ -215,6 +215,11 @@ def _load_inputs(path, model, input_names, label):
 def _add_calibration(model, outputs, inputs, options):
     """Fills the options' calibration inputs or ranges from the flags; returns the data's
     fingerprint (None without calibration data)."""
+    # Set whatever the data source: the pipeline refuses them without calibration data
+    # (rather than ignoring them silently).
+    options.max_relative_error = FLAGS.max_relative_error
+    options.min_top1_agreement = FLAGS.min_top1_agreement
+    options.layer_report = bool(FLAGS.report)
     if FLAGS.ranges_in:
         options.ranges = load_ranges(FLAGS.ranges_in)
         return None
@@ -226,9 +231,6 @@ def _add_calibration(model, outputs, inputs, options):
     options.calibration_method = FLAGS.calibration_method
     options.calibration_percentile = FLAGS.calibration_percentile
     options.progress = ProgressBar
-    options.max_relative_error = FLAGS.max_relative_error
-    options.min_top1_agreement = FLAGS.min_top1_agreement
-    options.layer_report = bool(FLAGS.report)
     return fingerprint([data[n] for n in input_names])
 
 

@@ -423,3 +423,14 @@ def test_k_grows_near_the_input_and_two_sided_tensors_take_their_own():
     assert ranges[relus[1]] == pytest.approx((0.0, k(2) * std), rel=1e-6)
     for bn in moments:  # the batch norms' own outputs are two-sided
         assert ranges[bn] == pytest.approx((-R.TWO_SIDED_K * std, R.TWO_SIDED_K * std), rel=1e-6)
+
+
+@pytest.mark.parametrize("flag", ["--report=%s/r.md", "--max_relative_error=0.1", "--min_top1_agreement=0.9"])
+def test_flags_that_need_data_are_refused_without_it(qg, tmp_path, flag):
+    """They were silently ignored without --calibration_data (issue 12's bug)."""
+    from tests.graphs import write_graph
+    model = write_graph(bn_net(), tmp_path / "bn.pb")
+    out = tmp_path / "q.pb"
+    result = qg("--input=%s" % model, "--output=%s" % out, "--mode=eightbit", "--output_node_names=output",
+                "--input_range=0,1", flag.replace("%s", str(tmp_path)))
+    assert result.code == 1 and "need calibration data" in result.err and not out.exists()
