@@ -26,10 +26,11 @@ from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections
 from quantize_graph.passes.equalize_ranges import equalize_channel_ranges
 from quantize_graph.passes.shift_input import shift_signed_inputs
+from quantize_graph.passes.bfloat16 import to_bfloat16
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 
-MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
+MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
 
 
@@ -61,6 +62,9 @@ class Options:
     equalize_ranges: bool = True
     # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
     shift_input: bool = False
+    # eightbit: the layers kept out of int8 (accuracy fallback, --excluded_*) run in bfloat16
+    # instead of float32: passes/bfloat16.py.
+    bfloat16_fallback: bool = False
 
 
 @dataclasses.dataclass
@@ -76,6 +80,8 @@ class Report:
     held_out_error: object = None                                  # compare.OutputError, held-out
 
     def summary(self):
+        if self.mode == "bfloat16":
+            return _bfloat16_summary(self)
         if self.mode not in ("eightbit", "test"):
             return "mode %s: done" % self.mode
         ops = collections.Counter(op for op, _ in self.stayed_float.values())
@@ -83,6 +89,13 @@ class Report:
         return "%d ops quantized (target %s); %d ops stay float%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
             (": " + listed) if listed else "")
+
+
+def _bfloat16_summary(report):
+    ops = collections.Counter(op for op, _ in report.stayed_float.values())
+    listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
+    return "%d ops in bfloat16; %d ops stay float32%s" % (
+        len(report.quantized), len(report.stayed_float), (": " + listed) if listed else "")
 
 
 def graph_placeholders(graph_def):
@@ -107,6 +120,9 @@ def validate_options(options):
                                  % (options.calibration_method, ", ".join(CALIBRATION_METHODS)))
     if options.quantized_input_range is not None and options.mode != "eightbit":
         raise QuantizeGraphError("--quantized_input only applies to mode eightbit")
+    if options.bfloat16_fallback and options.mode not in ("eightbit", "test"):
+        raise QuantizeGraphError("--bfloat16_fallback only applies to mode eightbit "
+                                 "(mode bfloat16 puts every layer it can in bfloat16)")
 
 
 def check_graph(graph_def, output_names, input_names):
@@ -191,6 +207,8 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         g = round_weights(g, options.bitdepth)
     elif mode == "quantize":
         g = quantize_dequantize_graph(g, options.bitdepth)
+    elif mode == "bfloat16":
+        g = _bfloat16(g, inputs, outputs, options, report)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, "reference" if mode == "round" else options.target,
                             options.excluded_ops, options.excluded_nodes)
@@ -228,6 +246,8 @@ def _eightbit(g, decision, options, inputs, outputs, report):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
         q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
+        if options.bfloat16_fallback:
+            q = _bfloat16_fallback(q, chosen, inputs, outputs)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
@@ -272,6 +292,25 @@ def _eightbit(g, decision, options, inputs, outputs, report):
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})
+
+
+def _bfloat16(g, inputs, outputs, options, report):
+    result = to_bfloat16(g, inputs, outputs, excluded_ops=options.excluded_ops,
+                         excluded_nodes=options.excluded_nodes)
+    kinds = {n.name: n.op for n in g.node}
+    report.quantized = result.bfloat16
+    report.stayed_float = {n: (kinds[n], why) for n, why in result.float_reasons.items()}
+    return result.graph_def
+
+
+def _bfloat16_fallback(q, chosen, inputs, outputs):
+    """The layers that the accuracy fallback or --excluded_* kept out of int8, in bfloat16."""
+    left_out = {n for n, why in chosen.float_reasons.items()
+                if why.startswith(("kept float by", "excluded by"))}
+    result = to_bfloat16(q, inputs, outputs, only=left_out)
+    for name in result.bfloat16:
+        chosen.float_reasons[name] += "; runs in bfloat16 (--bfloat16_fallback)"
+    return result.graph_def
 
 
 def _equalized(g, quantized, calibration, options):

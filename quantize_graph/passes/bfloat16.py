@@ -151,8 +151,9 @@ def _rewrite(graph_def, index, region, outputs, keep_float):
         elif by_region:
             bf16_consts[node.name] = names(node.name + "/bfloat16")
             out.append(_bf16_const_node(bf16_consts[node.name], node, _weight_axis(index, node.name)))
-        elif readers and _size(node) > 16 and all(
+        elif _weight_axis(index, node.name) is not None and all(
                 keep_float.get(c.name, "").startswith("logits") for c, _ in readers):
+            # The logits' filter (not its bias, whose rounding would shift every logit alike).
             out.append(_bf16_const_node(names(node.name + "/bfloat16"), node,
                                         _weight_axis(index, node.name)))
             out.append(_cast_node(node.name, out[-1].name, BF16, FLOAT))
@@ -238,10 +239,6 @@ def _cast_node(name, tensor, src, dst):
     set_attr_dtype(node, "DstT", tf.as_dtype(dst))
     set_attr_bool(node, "Truncate", False)
     return node
-
-
-def _size(const_node):
-    return int(np.prod([d.size for d in const_node.attr["value"].tensor.tensor_shape.dim]))
 
 
 def _bf16_const_node(name, node, axis=None):
