@@ -16,13 +16,13 @@ so the choice is accuracy, not availability):
 """
 import collections
 
-import numpy as np
 import tensorflow as tf
 
 from quantize_graph.graph.edit import NameAllocator, graph_with_nodes
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input, tensor_name
-from quantize_graph.passes.bfloat16_rounding import BF16 as BF16_NUMPY, exact_bias_scales, round_keeping_sums
+from quantize_graph.passes.bfloat16_bias import with_exact_biases
+from quantize_graph.passes.bfloat16_rounding import BF16 as BF16_NUMPY, round_keeping_sums
 from quantize_graph.graph.nodes import const_value, create_node, make_const, set_attr_bool, set_attr_dtype
 
 FLOAT, BF16 = tf.float32.as_datatype_enum, tf.bfloat16.as_datatype_enum
@@ -65,7 +65,7 @@ def to_bfloat16(graph_def, input_names, output_names, only=None, excluded_ops=()
     for name in _drop_isolated_light_ops(index, region):
         reasons[name] = "alone between float32 ops (Casts would cost more)"
     region -= set(reasons)
-    graph_def = _with_exact_biases(graph_def, index, region)
+    graph_def = with_exact_biases(graph_def, index, region, _weight_axis, HEAVY_OPS)
     graph = _rewrite(graph_def, GraphIndex(graph_def), region, set(output_names), keep_float)
     return Bf16Result(graph, sorted(region), reasons)
 
@@ -198,39 +198,6 @@ def _rewrite(graph_def, index, region, outputs, keep_float):
     # An output node moved into the region: a Cast answers under its name.
     out.extend(_cast_node(name, new_name, BF16, FLOAT) for name, new_name in renamed.items())
     return graph_with_nodes(graph_def, out)
-
-
-def _with_exact_biases(graph_def, index, region):
-    """Each region conv/matmul + BiasAdd whose filter and bias Consts nothing else reads gets
-    its channels scaled (`exact_bias_scales`) so that the bias survives bfloat16 exactly."""
-    values = {}
-    for node in graph_def.node:
-        if node.op != "BiasAdd" or node.name not in region:
-            continue
-        layer, bias = index.get(node.input[0]), index.get(node.input[1])
-        if layer is None or layer.name not in region or layer.op not in HEAVY_OPS:
-            continue
-        weights = index.get(layer.input[1])
-        axis = _weight_axis(index, weights.name) if weights is not None else None
-        if (axis is None or bias.op != "Const" or weights.op != "Const"
-                or len(index.data_consumers(weights.name)) != 1
-                or len(index.data_consumers(bias.name)) != 1):
-            continue
-        w, b = const_value(weights).astype(np.float64), const_value(bias)
-        scales = exact_bias_scales(b)
-        if layer.op == "DepthwiseConv2dNative":  # output channel = in * multiplier + m
-            scales = scales.reshape(w.shape[2], w.shape[3])
-            w = w * scales
-        else:
-            shape = [1] * w.ndim
-            shape[axis] = -1
-            w = w * scales.reshape(shape)
-        values[weights.name] = w.astype(np.float32)
-        values[bias.name] = (b * scales.reshape(-1)).astype(np.float32)
-    if not values:
-        return graph_def
-    nodes = [make_const(n.name, values[n.name]) if n.name in values else n for n in graph_def.node]
-    return graph_with_nodes(graph_def, nodes)
 
 
 def _cast_node(name, tensor, src, dst):
