@@ -36,6 +36,7 @@ BF16_OPS = HEAVY_OPS | frozenset({
 # Between the logits' matmul/conv and the Softmax or output.
 _LOGIT_PATH_OPS = frozenset({"BiasAdd", "Add", "AddV2", "Reshape", "Squeeze", "Identity"})
 _PROBABILITY_OPS = frozenset({"Softmax", "LogSoftmax"})
+_EPILOGUE_OPS = frozenset({"BiasAdd", "Relu", "Relu6"})
 
 Bf16Result = collections.namedtuple("Bf16Result", ["graph_def", "bfloat16", "float_reasons"])
 
@@ -62,11 +63,19 @@ def to_bfloat16(graph_def, input_names, output_names, only=None, excluded_ops=()
             reasons[node.name] = "float32 for accuracy (%s)" % node.op
         else:
             region.add(node.name)
+    for name in _input_layers(index, region, input_names):
+        reasons[name] = "reads a graph input (the image stays exact; a small share of the work)"
+    region -= set(reasons)
+    for name in _epilogues_of_float_layers(index, region):
+        reasons[name] = "the BiasAdd/activation of a float32 conv stays fused with it"
+    region -= set(reasons)
     for name in _drop_isolated_light_ops(index, region):
         reasons[name] = "alone between float32 ops (Casts would cost more)"
     region -= set(reasons)
     graph_def = with_exact_biases(graph_def, index, region, _weight_axis, HEAVY_OPS)
-    graph = _rewrite(graph_def, GraphIndex(graph_def), region, set(output_names), keep_float)
+    # Float32 layers chosen here (not by the user) still store their filters as bfloat16.
+    stored_bf16 = {n for n, why in reasons.items() if why.startswith(("logits", "reads a graph input"))}
+    graph = _rewrite(graph_def, GraphIndex(graph_def), region, set(output_names), stored_bf16)
     return Bf16Result(graph, sorted(region), reasons)
 
 
@@ -84,6 +93,30 @@ def logits_layer(index, output_names):
         if node is not None and node.op in HEAVY_OPS:
             names.update(path + [node.name])
     return names
+
+
+def _input_layers(index, region, input_names):
+    """Region conv/matmuls that read a graph input. Rounding an 8-bit image to bfloat16 moves
+    pixels by up to a quarter gray level, the same way on every run; generated Inception-v3:
+    median logit error 0.20% -> 0.18% with its first conv in float32."""
+    return {n for n in region if index.node(n).op in HEAVY_OPS
+            and split_input(index.node(n).input[0])[0] in set(input_names)}
+
+
+def _epilogues_of_float_layers(index, region):
+    """BiasAdd/Relu/Relu6 right after a conv/matmul that stays float32: in bfloat16 they would
+    add a bias to a rounded, unfused conv result that it nearly cancels (folded batch norms)."""
+    epilogues, changed = set(), True
+    while changed:  # BiasAdd first, then the Relu that reads it
+        changed = False
+        for name in sorted(region - epilogues):
+            node = index.node(name)
+            producer = index.get(node.input[0]) if node.op in _EPILOGUE_OPS else None
+            if producer is not None and (producer.name in epilogues or (
+                    producer.name not in region and producer.op in HEAVY_OPS)):
+                epilogues.add(name)
+                changed = True
+    return epilogues
 
 
 def _has_float_t(node):
@@ -127,7 +160,7 @@ def tensor_dtypes(graph_def):
             for op in graph.get_operations() for i, t in enumerate(op.outputs)}
 
 
-def _rewrite(graph_def, index, region, outputs, keep_float):
+def _rewrite(graph_def, index, region, outputs, stored_bf16):
     dtypes = tensor_dtypes(graph_def)
     names = NameAllocator(graph_def)
     renamed = {n: names(n + "/bfloat16") for n in region & outputs}
@@ -138,7 +171,7 @@ def _rewrite(graph_def, index, region, outputs, keep_float):
         return tensor_name(renamed.get(node_name, node_name), port)
 
     # Consts: a bfloat16 twin for region readers (the Const itself when only they read it);
-    # the logits' weights stored as bfloat16 and cast back under their old name.
+    # the filters of `stored_bf16` layers stored as bfloat16, cast back under their old name.
     for node in graph_def.node:
         if node.op != "Const" or node.attr["dtype"].type != FLOAT:
             continue
@@ -152,8 +185,8 @@ def _rewrite(graph_def, index, region, outputs, keep_float):
             bf16_consts[node.name] = names(node.name + "/bfloat16")
             out.append(_bf16_const_node(bf16_consts[node.name], node, _weight_axis(index, node.name)))
         elif _weight_axis(index, node.name) is not None and all(
-                keep_float.get(c.name, "").startswith("logits") for c, _ in readers):
-            # The logits' filter (not its bias, whose rounding would shift every logit alike).
+                c.name in stored_bf16 for c, _ in readers):
+            # A float32 layer's filter (not its bias, whose rounding would shift the channel).
             out.append(_bf16_const_node(names(node.name + "/bfloat16"), node,
                                         _weight_axis(index, node.name)))
             out.append(_cast_node(node.name, out[-1].name, BF16, FLOAT))
