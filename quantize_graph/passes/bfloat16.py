@@ -12,6 +12,9 @@ so the choice is accuracy, not availability):
 - the logits layer (`logits_layer`): the Conv2D/MatMul and its BiasAdd/Reshape/Squeeze whose
   result reaches a Softmax or a graph output. A bfloat16 result keeps 8 significant bits, so
   two close logits swap; its weights are still stored as bfloat16, cast to float32 once;
+- a conv/matmul that reads a graph input (the 8-bit image stays exact; its filter is stored
+  as bfloat16 all the same), and the BiasAdd/Relu/Relu6 after any float32 conv (unfused in
+  bfloat16 they would add a bias to a rounded conv result that it nearly cancels);
 - the declared inputs (a fed tensor must keep its dtype), and excluded nodes/ops.
 """
 import collections
