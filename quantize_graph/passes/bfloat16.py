@@ -12,8 +12,8 @@ so the choice is accuracy, not availability):
 - the logits layer (`logits_layer`): the Conv2D/MatMul and its BiasAdd/Reshape/Squeeze whose
   result reaches a Softmax or a graph output. A bfloat16 result keeps 8 significant bits, so
   two close logits swap; its weights are still stored as bfloat16, cast to float32 once;
-- a conv/matmul that reads a graph input (the 8-bit image stays exact; its filter is stored
-  as bfloat16 all the same), and the BiasAdd/Relu/Relu6 after any float32 conv (unfused in
+- a conv/matmul that reads a graph input (the 8-bit image stays exact; a few hundred float32
+  weights), and the BiasAdd/Relu/Relu6 after any float32 conv (unfused in
   bfloat16 they would add a bias to a rounded conv result that it nearly cancels);
 - the declared inputs (a fed tensor must keep its dtype), and excluded nodes/ops.
 """
@@ -76,8 +76,9 @@ def to_bfloat16(graph_def, input_names, output_names, only=None, excluded_ops=()
         reasons[name] = "alone between float32 ops (Casts would cost more)"
     region -= set(reasons)
     graph_def = with_exact_biases(graph_def, index, region, _weight_axis, HEAVY_OPS)
-    # Float32 layers chosen here (not by the user) still store their filters as bfloat16.
-    stored_bf16 = {n for n, why in reasons.items() if why.startswith(("logits", "reads a graph input"))}
+    # The logits still store their filter as bfloat16 (a large share of a small model's bytes);
+    # the input layer's filter stays float32 (a few hundred values).
+    stored_bf16 = {n for n, why in reasons.items() if why.startswith("logits")}
     graph = _rewrite(graph_def, GraphIndex(graph_def), region, set(output_names), stored_bf16)
     return Bf16Result(graph, sorted(region), reasons)
 
@@ -100,8 +101,9 @@ def logits_layer(index, output_names):
 
 def _input_layers(index, region, input_names):
     """Region conv/matmuls that read a graph input. Rounding an 8-bit image to bfloat16 moves
-    pixels by up to a quarter gray level, the same way on every run; generated Inception-v3:
-    median logit error 0.20% -> 0.18% with its first conv in float32."""
+    pixels by up to a quarter gray level, the same way on every run. Measured (relative logit
+    error vs float, median over photos): generated Inception-v3 0.204% -> 0.180% with its first
+    conv in float32 (200 photos); MobileNet v1 0.25 5.0% either way (400 photos)."""
     return {n for n in region if index.node(n).op in HEAVY_OPS
             and split_input(index.node(n).input[0])[0] in set(input_names)}
 
