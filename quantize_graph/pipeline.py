@@ -32,6 +32,7 @@ from quantize_graph.targets.reference import fake_quant_range
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
+BFLOAT16_FALLBACK_NOTE = "; runs in bfloat16 (--bfloat16_fallback)"
 
 
 @dataclasses.dataclass
@@ -86,9 +87,10 @@ class Report:
             return "mode %s: done" % self.mode
         ops = collections.Counter(op for op, _ in self.stayed_float.values())
         listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
-        return "%d ops quantized (target %s); %d ops stay float%s" % (
+        bf16 = sum(why.endswith(BFLOAT16_FALLBACK_NOTE) for _, why in self.stayed_float.values())
+        return "%d ops quantized (target %s); %d ops stay float%s%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
-            (": " + listed) if listed else "")
+            (": " + listed) if listed else "", ("; %d of them run in bfloat16" % bf16) if bf16 else "")
 
 
 def _bfloat16_summary(report):
@@ -309,7 +311,7 @@ def _bfloat16_fallback(q, chosen, inputs, outputs):
                 if why.startswith(("kept float by", "excluded by"))}
     result = to_bfloat16(q, inputs, outputs, only=left_out)
     for name in result.bfloat16:
-        chosen.float_reasons[name] += "; runs in bfloat16 (--bfloat16_fallback)"
+        chosen.float_reasons[name] += BFLOAT16_FALLBACK_NOTE
     return result.graph_def
 
 

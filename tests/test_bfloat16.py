@@ -262,3 +262,16 @@ def test_test_mode_compares_a_bfloat16_graph(qg_cli, tmp_path):
                     "--output_node_names=softmax")
     assert result.code == 0, result
     assert "top-1" in result.out or "agreement" in result.out, result.out
+
+
+def test_cli_mixed_mode_counts_its_bfloat16_layers(qg_cli, tmp_path):
+    graph, _, _ = residual_graph()
+    write_graph(graph, tmp_path / "model.pb")
+    np.save(tmp_path / "x.npy", np.random.default_rng(8).uniform(-1, 1, (8, 12, 12, 3)).astype(np.float32))
+    result = qg_cli("--input=%s" % (tmp_path / "model.pb"), "--output=%s" % (tmp_path / "q.pb"),
+                    "--mode=eightbit", "--target=onednn", "--calibration_data=%s" % (tmp_path / "x.npy"),
+                    "--excluded_nodes=Conv2D_1", "--bfloat16_fallback", "--output_node_names=softmax",
+                    "--print_nodes")
+    assert result.code == 0, result
+    assert "float: Conv2D_1 (Conv2D): excluded by --excluded_nodes; runs in bfloat16" in result.out
+    assert "of them run in bfloat16" in result.out
