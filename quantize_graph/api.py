@@ -2,6 +2,7 @@
 import dataclasses
 import sys
 
+from quantize_graph.cpu_bf16 import warn_if_emulated
 from quantize_graph.graph.io import load_graph_def, save_graph_def
 from quantize_graph.graph.model import load_model, node_names
 from quantize_graph.graph.saved_model import save_saved_model
@@ -13,11 +14,12 @@ from quantize_graph.serving import for_serving, server_requirements
 def quantize(graph_def, output_node_names, mode="eightbit", input_node_names=None, **options):
     """Returns the quantized GraphDef. `options` are the fields of pipeline.Options:
     bitdepth, strip_redundant_quantization, quantized_input_range, fallback_range,
-    excluded_ops, excluded_nodes, target, calibration_inputs, ranges, and input_range=(min,
-    max): without calibration data, the graph's batch-norm statistics give the ranges and
-    input_range the input's."""
+    excluded_ops, excluded_nodes, target, bfloat16_fallback (mode may be "bfloat16"),
+    calibration_inputs, ranges, and input_range=(min, max): without calibration data, the
+    graph's batch-norm statistics give the ranges and input_range the input's."""
     graph, _ = run_pipeline(graph_def, output_node_names, Options(mode=mode, **options),
                             input_names=input_node_names)
+    warn_if_emulated(graph)
     return graph
 
 
@@ -43,6 +45,7 @@ def quantize_saved_model(input_path, output_path, mode="eightbit", signature_def
                                  Options(mode=mode, **options), input_names=inputs)
     save_saved_model(dataclasses.replace(model, graph_def=for_serving(graph, inputs)), output_path,
                      input_path=input_path)
+    warn_if_emulated(graph)
     if mode == "eightbit":
         for warning in server_requirements(report.target):
             print("quantize_graph: warning: " + warning, file=sys.stderr)

@@ -15,6 +15,7 @@ from absl import app, flags
 from quantize_graph import legacy
 from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
 from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
+from quantize_graph.cpu_bf16 import warn_if_emulated
 from quantize_graph.compare import compare_graphs, compare_models, format_errors, random_feeds
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, save_graph_def
@@ -109,6 +110,8 @@ flags.DEFINE_boolean("equalize_ranges", True, "onednn with calibration data: sca
 flags.DEFINE_boolean("shift_input", False, "onednn with calibration data: run a conv that reads a "
                      "signed graph input (e.g. an image in [-1, 1]) in int8 on input + c, with "
                      "explicit padding and the shift folded into its bias.")
+flags.DEFINE_boolean("bfloat16_fallback", False, "eightbit: the layers that the accuracy fallback "
+                     "or --excluded_* keep out of int8 run in bfloat16 instead of float32.")
 flags.DEFINE_string("report", "", "Write a per-layer error table (layer, op, range, SQNR) to this "
                     "file: JSON if it ends in .json, else markdown. Needs --calibration_data.")
 
@@ -271,7 +274,7 @@ def _options():
         excluded_ops=tuple(FLAGS.excluded_ops), excluded_nodes=tuple(FLAGS.excluded_nodes),
         target=FLAGS.target, bias_correction=FLAGS.bias_correction,
         equalize_ranges=FLAGS.equalize_ranges, shift_input=FLAGS.shift_input,
-        input_range=_input_range())
+        input_range=_input_range(), bfloat16_fallback=FLAGS.bfloat16_fallback)
 
 
 def _input_range():
@@ -382,6 +385,7 @@ def _print_report(result, report):
             print("warning: this TensorFlow cannot run the onednn graph it wrote: " + HOW_TO_ENABLE,
                   file=sys.stderr)
     print(report.summary())
+    warn_if_emulated(result)  # bfloat16 mode or --bfloat16_fallback on a CPU without bf16 units
     if report.fallback is not None:
         print("accuracy fallback kept %d layers float: %s" % (
             len(report.fallback), ", ".join(report.fallback) or "none needed"))

@@ -27,12 +27,14 @@ from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections, bias_corrections_from_means
 from quantize_graph.passes.equalize_ranges import equalize_channel_ranges, equalize_with_maxima
 from quantize_graph.passes.shift_input import shift_signed_inputs
+from quantize_graph.passes.bfloat16 import to_bfloat16
 from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
 from quantize_graph.targets.reference import fake_quant_range
 from quantize_graph.statistics import ranges as statistics_ranges
 
-MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test")
+MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
+BFLOAT16_FALLBACK_NOTE = "; runs in bfloat16 (--bfloat16_fallback)"
 
 
 @dataclasses.dataclass
@@ -67,6 +69,9 @@ class Options:
     equalize_ranges: bool = True
     # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
     shift_input: bool = False
+    # eightbit: the layers kept out of int8 (accuracy fallback, --excluded_*) run in bfloat16
+    # instead of float32: passes/bfloat16.py.
+    bfloat16_fallback: bool = False
 
 
 @dataclasses.dataclass
@@ -85,16 +90,26 @@ class Report:
     held_out_error: object = None                                  # compare.OutputError, held-out
 
     def summary(self):
+        if self.mode == "bfloat16":
+            return _bfloat16_summary(self)
         if self.mode not in ("eightbit", "test"):
             return "mode %s: done" % self.mode
         ops = collections.Counter(op for op, _ in self.stayed_float.values())
         listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
-        lines = ["%d ops quantized (target %s); %d ops stay float%s" % (
+        bf16 = sum(why.endswith(BFLOAT16_FALLBACK_NOTE) for _, why in self.stayed_float.values())
+        lines = ["%d ops quantized (target %s); %d ops stay float%s%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
-            (": " + listed) if listed else "")]
+            (": " + listed) if listed else "", ("; %d of them run in bfloat16" % bf16) if bf16 else "")]
         if self.range_source:
             lines.append(self.range_source)
         return "\n".join(lines + list(self.notes))
+
+
+def _bfloat16_summary(report):
+    ops = collections.Counter(op for op, _ in report.stayed_float.values())
+    listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
+    return "%d ops in bfloat16; %d ops stay float32%s" % (
+        len(report.quantized), len(report.stayed_float), (": " + listed) if listed else "")
 
 
 def graph_placeholders(graph_def):
@@ -127,6 +142,9 @@ def validate_options(options):
     if not (math.isfinite(options.statistics_k) and options.statistics_k > 0):
         raise QuantizeGraphError("statistics_k must be a positive number (got %g)"
                                  % options.statistics_k)
+    if options.bfloat16_fallback and options.mode not in ("eightbit", "test"):
+        raise QuantizeGraphError("--bfloat16_fallback only applies to mode eightbit "
+                                 "(mode bfloat16 puts every layer it can in bfloat16)")
 
 
 def check_graph(graph_def, output_names, input_names):
@@ -232,6 +250,8 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         g = round_weights(g, options.bitdepth)
     elif mode == "quantize":
         g = quantize_dequantize_graph(g, options.bitdepth)
+    elif mode == "bfloat16":
+        g = _bfloat16(g, inputs, outputs, options, report)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, "reference" if mode == "round" else options.target,
                             options.excluded_ops, options.excluded_nodes)
@@ -272,6 +292,8 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
         q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
+        if options.bfloat16_fallback:
+            q = _bfloat16_fallback(q, chosen, inputs, outputs)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
@@ -316,6 +338,25 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
     # Built once more so the report describes this candidate, not the last one tried.
     return build(decision.quantized - set(excluded),
                  {n: "kept float by the accuracy fallback" for n in excluded})
+
+
+def _bfloat16(g, inputs, outputs, options, report):
+    result = to_bfloat16(g, inputs, outputs, excluded_ops=options.excluded_ops,
+                         excluded_nodes=options.excluded_nodes)
+    kinds = {n.name: n.op for n in g.node}
+    report.quantized = result.bfloat16
+    report.stayed_float = {n: (kinds[n], why) for n, why in result.float_reasons.items()}
+    return result.graph_def
+
+
+def _bfloat16_fallback(q, chosen, inputs, outputs):
+    """The layers that the accuracy fallback or --excluded_* kept out of int8, in bfloat16."""
+    left_out = {n for n, why in chosen.float_reasons.items()
+                if why.startswith(("kept float by", "excluded by"))}
+    result = to_bfloat16(q, inputs, outputs, only=left_out)
+    for name in result.bfloat16:
+        chosen.float_reasons[name] += BFLOAT16_FALLBACK_NOTE
+    return result.graph_def
 
 
 def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):

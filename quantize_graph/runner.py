@@ -78,6 +78,8 @@ def _check_runnable(graph_def):
         raise QuantizeGraphError("this graph uses TensorFlow's oneDNN int8 kernels (target onednn), "
                                  "which this TensorFlow does not run: " + HOW_TO_ENABLE)
     _load_kernels_if_needed(graph_def)
+    from quantize_graph.cpu_bf16 import warn_if_emulated
+    warn_if_emulated(graph_def)  # a bfloat16 graph still runs where the CPU has no bf16 unit
 
 
 def _load_kernels_if_needed(graph_def):
