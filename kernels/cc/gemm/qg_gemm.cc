@@ -108,9 +108,10 @@ void MicroPortable(const int16_t* a, int lda, const int16_t* b, int kpairs, int3
     for (int n = 0; n < kNR; ++n) c[r * ldc + n] = acc[r][n];
 }
 
+static bool PairsFit(const int8_t* b, int K, int N, int ldb);
 static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out);
 
-void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out, CpuPath path) {
   out->K = K;
   out->N = N;
   out->Kp = (K + 1) & ~1;
@@ -125,25 +126,32 @@ void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
       for (int n = 0; n < ncols; ++n) dst[2 * n] = row[n];
     }
   }
-  out->pairs_fit = false;
+  out->pairs_fit = PairsFit(b, K, N, ldb);
+  out->byte_path = CpuPath::kPortable;
   out->data8.clear();
   out->colsum.clear();
-  if (SelectedPath() == CpuPath::kAvx2) PackB8(b, K, N, ldb, out);
+  if (path == CpuPath::kVnni || (path == CpuPath::kAvx2 && out->pairs_fit)) {
+    out->byte_path = path;
+    PackB8(b, K, N, ldb, out);
+  }
 }
 
-bool UseU8(const PackedB& b) { return b.pairs_fit && SelectedPath() == CpuPath::kAvx2; }
+bool UseU8(const PackedB& b) { return b.byte_path != CpuPath::kPortable; }
 
-static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+static bool PairsFit(const int8_t* b, int K, int N, int ldb) {
   for (int k = 0; k < K; k += 2) {
     for (int n = 0; n < N; ++n) {
       const int w0 = b[static_cast<size_t>(k) * ldb + n];
       const int w1 = k + 1 < K ? b[static_cast<size_t>(k + 1) * ldb + n] : 0;
       // Opposite signs cannot saturate (|a0 w0 + a1 w1| <= 255 * 128); same signs may not
       // exceed 128 together.
-      if ((w0 > 0) == (w1 > 0) && std::abs(w0) + std::abs(w1) > 128) return;  // stays false
+      if ((w0 > 0) == (w1 > 0) && std::abs(w0) + std::abs(w1) > 128) return false;
     }
   }
-  out->pairs_fit = true;
+  return true;
+}
+
+static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
   out->Kq = (K + 3) & ~3;
   out->data8.assign(static_cast<size_t>(out->Kq) * out->Np, 0);
   out->colsum.assign(out->Np, 0);
@@ -182,6 +190,11 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   for (int n = 0; n < ldc; ++n) {
     const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
     ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  if (b.byte_path == CpuPath::kVnni) {
+    GemmRowsVnniU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
+                   in_place_ld);
+    return;
   }
   const bool direct = in_place != nullptr && Kq == b.K;
   const int kc = KBlock(Kq, 4);
