@@ -35,7 +35,7 @@ PathChoice Choose() {
   }
   if (!CpuSupports(forced)) {
     choice.error = "QG_CPU_PATH=" + want + " but this CPU lacks " +
-                   (forced == CpuPath::kVnni ? "AVX-512 VNNI (avx512f, avx512bw, avx512vnni)"
+                   (forced == CpuPath::kVnni ? "AVX-512 VNNI (avx512f, avx512bw, avx512vl, avx512vnni)"
                                              : "AVX2") +
                    "; unset it or use QG_CPU_PATH=avx2 or portable";
     return choice;
@@ -60,7 +60,7 @@ bool CpuSupports(CpuPath path) {
       return __builtin_cpu_supports("avx2");
     case CpuPath::kVnni:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vnni");
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   }
   return false;
 }
