@@ -1,4 +1,4 @@
-"""The byte GEMM kernels against numpy_reference.py, on every path this CPU has: the AVX-512
+"""The byte GEMM kernels (and QgQuantize) against numpy_reference.py, on every path this CPU has: the AVX-512
 VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows read in place,
 the masked AVX-512 epilogue) and the AVX2 vpmaddubsw kernel (pair-limited weights). Shapes are
 odd on purpose: rows not a multiple of 12, columns not a multiple of 16 or 32, K not a multiple
@@ -116,6 +116,13 @@ def _worker():
                 out_type=tf.float32 if out_type == "float" else tf.quint8)[0])
             want = R.matmul(a, *RANGE_X, b, fs, bias, *RANGE_OUT, out_type=out_type)
             _report(f"matmul {name} pair_limited={pair_limited}", got, want, out_type)
+    # QgQuantize at the graph's edge (AVX-512 on the vnni path): ties, NaN, infinities, a tail
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3, 9, 1037).astype(np.float32)
+    x[:8] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30, 2.5 * (12.0 / 255)]
+    x[8:40] = (np.arange(32) - 10.5).astype(np.float32) * np.float32(12.0 / 255)
+    got = np_out(qg.qg_quantize(x.reshape(1, 17, 61), -3.0, 9.0)[0]).reshape(-1)
+    _report("quantize 1037", got, R.quantize(x, -3.0, 9.0).reshape(-1), "quint8")
 
 
 def _report(name, got, want, out_type):
@@ -151,7 +158,7 @@ def test_byte_kernels_match_the_reference(built, path, flag):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"PATH {path}" in proc.stdout
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("OK", "MISMATCH"))]
-    assert len(lines) == 2 * (len(CONV_CASES) + len(MATMUL_CASES)), proc.stdout
+    assert len(lines) == 2 * (len(CONV_CASES) + len(MATMUL_CASES)) + 1, proc.stdout
     bad = [line for line in lines if line.startswith("MISMATCH")]
     assert not bad, "\n".join(bad)
 
