@@ -1,5 +1,5 @@
-"""The byte GEMM kernels (and QgQuantize) against numpy_reference.py, on every path this CPU has: the AVX-512
-VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows read in place,
+"""The byte GEMM kernels (and QgQuantize) against numpy_reference.py, on every path this CPU
+has: the AMX tdpbusd kernel (16-row tiles, K padded to 64, rows in place), the AVX-512 VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows read in place,
 the masked AVX-512 epilogue) and the AVX2 vpmaddubsw kernel (pair-limited weights). Shapes are
 odd on purpose: rows not a multiple of 12, columns not a multiple of 16 or 32, K not a multiple
 of 4, the stem's K = 27, strides, dilations, borders, summands, quint8 and float outputs. Each
@@ -146,7 +146,7 @@ def built():
     load_or_skip()
 
 
-@pytest.mark.parametrize("path,flag", [("vnni", "avx512_vnni"), ("avx2", "avx2"),
+@pytest.mark.parametrize("path,flag", [("amx", "amx_int8"), ("vnni", "avx512_vnni"), ("avx2", "avx2"),
                                        ("portable", None)])
 def test_byte_kernels_match_the_reference(built, path, flag):
     if flag is not None and not _cpu_has(flag):

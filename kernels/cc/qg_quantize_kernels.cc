@@ -65,7 +65,7 @@ class QgQuantizeOp : public OpKernel {
     const float scale = r.scale;
     const int zp = r.zero_point;
     // clamp(rint(x / scale) + zp, 0, 255) == rint(clamp(x / scale, -zp, 255 - zp)) + zp
-    const bool avx512 = SelectedPath() == CpuPath::kVnni;
+    const bool avx512 = Avx512Path(SelectedPath());
     ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
       if (avx512) {
         QuantizeSpanAvx512(x + s, q + s, e - s, scale, lo, hi, zp);

@@ -1,5 +1,5 @@
 // AVX-512 loop of QgQuantize (TF-free; qg_quantize_avx512.cc), called only on the vnni path
-// (qg::SelectedPath() == kVnni). Identical to the portable QuantizeSpan in
+// and amx paths (qg::Avx512Path). Identical to the portable QuantizeSpan in
 // qg_quantize_kernels.cc: the same float32 division, clamp (NaN -> lo) and round half to even.
 #ifndef QG_KERNELS_CC_QG_QUANTIZE_SIMD_H_
 #define QG_KERNELS_CC_QG_QUANTIZE_SIMD_H_

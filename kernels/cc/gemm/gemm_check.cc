@@ -17,6 +17,43 @@
 
 namespace {
 
+// AMX: tdpbusd on four independent C tiles, A and B tiles loaded once (16 x 16 x 64 MACs each).
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+__attribute__((noinline, target("amx-tile,amx-int8"))) double AmxCeiling() {
+  AmxConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  alignas(64) static uint8_t bytes[16 * 64] = {1, 2, 3};
+  _tile_loadconfig(&cfg);
+  _tile_loadd(4, bytes, 64);
+  _tile_loadd(5, bytes, 64);
+  _tile_loadd(6, bytes, 64);
+  _tile_loadd(7, bytes, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const long iters = 1000000;
+  const std::clock_t t0 = std::clock();
+  for (long i = 0; i < iters; ++i) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  const double secs = double(std::clock() - t0) / CLOCKS_PER_SEC;
+  alignas(64) static int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return iters * 4.0 * 16 * 16 * 64 / secs / 1e9;
+}
+
 // Ceiling of each path's instructions (GMAC/s, one thread), filled before the timed cases.
 struct Ceiling {
   const char* name;
@@ -99,8 +136,9 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
              GemmRows(pb, 0, t.M, 0, t.N, fill, sink, MicroKernelFor(path), &ws, kMB);
            }));
   }
-  // The byte kernels: AVX2 vpmaddubsw where the weight pairs fit, VNNI vpdpbusd always.
-  for (CpuPath path : {CpuPath::kAvx2, CpuPath::kVnni}) {
+  // The byte kernels: AVX2 vpmaddubsw where the weight pairs fit, VNNI vpdpbusd and AMX
+  // tdpbusd always.
+  for (CpuPath path : {CpuPath::kAvx2, CpuPath::kVnni, CpuPath::kAmx}) {
     if (!CpuSupports(path)) continue;
     PackedB pb8;
     PackB(b.data(), t.K, t.N, t.N, &pb8, path);
@@ -258,6 +296,12 @@ void Ceilings() {
     g_ceilings.push_back({"vnni-u8", {"vpdpbusd", dpbusd}});
     g_ceilings.push_back({"vnni-u8-inplace", {"vpdpbusd", dpbusd}});
     g_ceilings.push_back({"vnni", {"vpdpwssd", dpwssd}});
+    if (qg::CpuSupports(qg::CpuPath::kAmx)) {
+      const double amx = AmxCeiling();
+      std::printf(", AMX tdpbusd %.1f", amx);
+      g_ceilings.push_back({"amx-u8", {"tdpbusd", amx}});
+      g_ceilings.push_back({"amx-u8-inplace", {"tdpbusd", amx}});
+    }
     std::printf("\n  (float TF's ceiling here is the zmm FMA; vnni-u8 / fp32 zmm = %.2fx)", dpbusd / f512);
   }
   std::printf("\n");

@@ -4,7 +4,9 @@
 // (int16 in [-255, 255]) and B qint8 weights (widened to int16). Every product and every sum of
 // two products fits int32, so the result is exact; see kernels/OPS.md ("Accumulator").
 //
-// Three paths, picked at run time:
+// Four paths, picked at run time:
+//   amx      AMX tiles (Sapphire Rapids and later): tdpbusd, 16 x 16 int32 tiles over 64 u8 x s8
+//            k at a time, the same byte panels padded to whole 64-k tiles (qg_gemm_amx.cc)
 //   vnni     AVX-512 VNNI vpdpbusd on raw u8 activations x s8 weights (four products summed
 //            straight into int32: exact for any weights), 512-bit vectors (qg_gemm_vnni_u8.cc)
 //   avx2     vpmaddubsw byte kernel where the weight pairs cannot saturate its int16 sums
@@ -28,7 +30,10 @@ constexpr int kNR = 16;   // columns per micro-kernel call (one packed B panel)
 constexpr int kMB = 96;   // at most this many rows packed together (a multiple of kMR)
 constexpr int kKC = 256;  // K block kept in L1 (even)
 
-enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2 };
+enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2, kAmx = 3 };
+
+// The AVX-512 paths (vnni, amx): they share the AVX-512 epilogue and element loops.
+inline bool Avx512Path(CpuPath path) { return path == CpuPath::kVnni || path == CpuPath::kAmx; }
 
 // The path every kernel uses (chosen once, at library load).
 CpuPath SelectedPath();
@@ -56,6 +61,7 @@ void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t*
 // The weights are also packed as bytes, panels [Kq/4][kNR][4] (Kq = K rounded up to 4; one
 // 64-byte row is one zmm of vpdpbusd, or two ymm of the AVX2 byte kernel), with the column
 // sums that take the zero point out afterwards, for `byte_path`:
+//   amx   always, Kq = K rounded up to 64 (whole tiles; a B tile is 16 k-quads of a panel);
 //   vnni  always (vpdpbusd sums four u8 x s8 products in int32: no saturation);
 //   avx2  where every pair of weights vpmaddubsw adds in int16 (k = 2m, 2m + 1 of one column)
 //         has |w[2m]| + |w[2m+1]| <= 128 or opposite signs (|a0 w0 + a1 w1| <= 255 * 128
@@ -125,6 +131,12 @@ using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int l
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
                 const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
+// The AMX driver (qg_gemm_amx.cc): 32 x 32 blocks of four int32 tiles, K in steps of 64.
+void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
+                   int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
+                   int mb, const uint8_t* in_place, int64_t in_place_ld);
+// Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
+bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.
 constexpr int kMRV = 12;
 void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
