@@ -45,6 +45,11 @@ namespace {
 
 constexpr int kTileRows = 16;
 constexpr int kTileK = 64;
+#ifndef QG_AMX_STEPS
+#define QG_AMX_STEPS 8
+#endif
+constexpr int kStepsPerBlock = QG_AMX_STEPS;  // 512 k a block (4, 8 and all of K measured
+                                              // within noise on gemm-check's shapes)
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -56,14 +61,17 @@ struct alignas(64) TileConfig {
 
 // One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over Kq / 64 steps.
 // a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels.
+// C starts from `start` (row stride start_bytes: 0 repeats the init row, else the partial
+// sums of the previous K block).
 template <bool ROWS2, bool COLS2>
 QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t lda1,
-                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
-                  int32_t* c, int64_t ldc_bytes) {
-  _tile_loadd(0, init, 0);
-  if (COLS2) _tile_loadd(1, init + 16, 0);
-  if (ROWS2) _tile_loadd(2, init, 0);
-  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
+                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* start,
+                  int64_t start_bytes, int32_t* c, int64_t ldc_bytes) {
+  const int64_t start16 = start_bytes / 4 * kTileRows;
+  _tile_loadd(0, start, start_bytes);
+  if (COLS2) _tile_loadd(1, start + 16, start_bytes);
+  if (ROWS2) _tile_loadd(2, start + start16, start_bytes);
+  if (ROWS2 && COLS2) _tile_loadd(3, start + start16 + 16, start_bytes);
   for (int s = 0; s < steps; ++s) {
     _tile_loadd(4, a0 + s * kTileK, lda0);
     _tile_loadd(6, b0 + s * kTileRows * kTileK, kTileK);
@@ -135,27 +143,33 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
       }
     }
     const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
-    for (int n = n0; n < n1; n += 2 * kNR) {
-      const bool cols2 = n + 2 * kNR <= n0 + ldc;
-      const int8_t* b0 = b.panel8(n / kNR);
-      const int8_t* b1 = cols2 ? b.panel8(n / kNR + 1) : b0;
-      const int32_t* in = init + (n - n0);
-      for (int i = 0; i < blocks; i += 2) {
-        int32_t* ci = c + static_cast<size_t>(i) * kTileRows * ldc + (n - n0);
-        const bool rows2 = i + 1 < blocks;
-        const uint8_t* a1 = rows2 ? block_a[i + 1] : block_a[i];
-        const int64_t lda1 = rows2 ? block_lda[i + 1] : block_lda[i];
-        if (rows2 && cols2) {
-          Block<true, true>(block_a[i], block_lda[i], a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
-        } else if (rows2) {
-          Block<true, false>(block_a[i], block_lda[i], a1, lda1, b0, b1, steps, in, ci,
-                             ldc_bytes);
-        } else if (cols2) {
-          Block<false, true>(block_a[i], block_lda[i], a1, lda1, b0, b1, steps, in, ci,
-                             ldc_bytes);
-        } else {
-          Block<false, false>(block_a[i], block_lda[i], a1, lda1, b0, b1, steps, in, ci,
-                              ldc_bytes);
+    // K blocks of kKStepsPerBlock tiles: the weights of a column pair (block * 64 x 32 bytes)
+    // and the chunk's rows of the block stay in L1 while every row pair passes them; the C
+    // tiles go to the buffer (L2) and back between blocks.
+    for (int s0 = 0; s0 < steps; s0 += kStepsPerBlock) {
+      const int ks = std::min(kStepsPerBlock, steps - s0);
+      for (int n = n0; n < n1; n += 2 * kNR) {
+        const bool cols2 = n + 2 * kNR <= n0 + ldc;
+        const int8_t* b0 = b.panel8(n / kNR) + static_cast<size_t>(s0) * kTileRows * kTileK;
+        const int8_t* b1 = cols2 ? b0 + static_cast<size_t>(Kq) * kNR : b0;
+        for (int i = 0; i < blocks; i += 2) {
+          int32_t* ci = c + static_cast<size_t>(i) * kTileRows * ldc + (n - n0);
+          const int32_t* start = s0 == 0 ? init + (n - n0) : ci;
+          const int64_t start_bytes = s0 == 0 ? 0 : ldc_bytes;
+          const bool rows2 = i + 1 < blocks;
+          const uint8_t* a0 = block_a[i] + s0 * kTileK;
+          const uint8_t* a1 = rows2 ? block_a[i + 1] + s0 * kTileK : a0;
+          const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
+          if (rows2 && cols2) {
+            Block<true, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else if (rows2) {
+            Block<true, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else if (cols2) {
+            Block<false, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else {
+            Block<false, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci,
+                                ldc_bytes);
+          }
         }
       }
     }
