@@ -61,7 +61,8 @@ void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t*
 // The weights are also packed as bytes, panels [Kq/4][kNR][4] (Kq = K rounded up to 4; one
 // 64-byte row is one zmm of vpdpbusd, or two ymm of the AVX2 byte kernel), with the column
 // sums that take the zero point out afterwards, for `byte_path`:
-//   amx   always, Kq = K rounded up to 64 (whole tiles; a B tile is 16 k-quads of a panel);
+//   amx   where K rounded up to 64 (Kq: whole tiles; a B tile is 16 k-quads of a panel) pads
+//         at most a quarter of it, else the vnni packing (small K runs faster there);
 //   vnni  always (vpdpbusd sums four u8 x s8 products in int32: no saturation);
 //   avx2  where every pair of weights vpmaddubsw adds in int16 (k = 2m, 2m + 1 of one column)
 //         has |w[2m]| + |w[2m+1]| <= 128 or opposite signs (|a0 w0 + a1 w1| <= 255 * 128
