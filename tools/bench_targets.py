@@ -227,9 +227,11 @@ def bench_model(name, photos, out_dir, runs, batches=(1, 8), threads=2, reuse=Fa
 
 
 def header():
-    return ("CPU: %s; flags: %s; TensorFlow %s; TF_ENABLE_ONEDNN_OPTS=%s; Qg GEMM path: %s." % (
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")  # e.g. AVX512_CORE_VNNI: oneDNN without AMX
+    return ("CPU: %s; flags: %s; TensorFlow %s; TF_ENABLE_ONEDNN_OPTS=%s%s; Qg GEMM path: %s." % (
         cpu_model(), ", ".join(cpu_flags()) or "none of avx2/avx512", tf.__version__,
-        os.environ.get("TF_ENABLE_ONEDNN_OPTS"), qg_path()))
+        os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "; ONEDNN_MAX_CPU_ISA=" + isa if isa else "",
+        qg_path()))
 
 
 def qg_path():
