@@ -13,7 +13,8 @@
 // MatMul), whole 16-row blocks at a time; otherwise (and for a last, partial block) they are
 // copied into a buffer with the bytes [K, Kq) and the missing rows zeroed.
 // The tile configuration is loaded at each call (TF's threads also run oneDNN, which configures
-// tiles its own way) and released at the end. Compiled through function target attributes and
+// tiles its own way; its lazy configuration reads the current one back with sttilecfg and
+// compares, so our change between its calls is seen) and released at the end. Compiled through function target attributes and
 // chosen at run time (CpuSupports(kAmx) also asks Linux for the tile state).
 #include <immintrin.h>
 
