@@ -30,7 +30,8 @@ kernels: $(STAMP)
 gemm-check:
 	mkdir -p build
 	g++ -std=c++17 -O3 -ffp-contract=off -Ikernels/cc/gemm kernels/cc/gemm/gemm_check.cc \
-	  kernels/cc/gemm/qg_gemm.cc kernels/cc/gemm/qg_gemm_avx2.cc kernels/cc/gemm/qg_gemm_vnni.cc kernels/cc/gemm/qg_gemm_vnni_u8.cc kernels/cc/gemm/qg_gemm_amx.cc \
+	  kernels/cc/gemm/qg_gemm.cc kernels/cc/gemm/qg_gemm_avx2.cc kernels/cc/gemm/qg_gemm_vnni.cc \
+	  kernels/cc/gemm/qg_gemm_vnni_u8.cc kernels/cc/gemm/qg_gemm_amx.cc \
 	  -o build/gemm_check
 	./build/gemm_check
 
