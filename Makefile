@@ -31,13 +31,15 @@ gemm-check:
 	mkdir -p build
 	g++ -std=c++17 -O3 -ffp-contract=off -Ikernels/cc/gemm kernels/cc/gemm/gemm_check.cc \
 	  kernels/cc/gemm/qg_gemm.cc kernels/cc/gemm/qg_gemm_avx2.cc kernels/cc/gemm/qg_gemm_vnni.cc \
+	  kernels/cc/gemm/qg_gemm_vnni_u8.cc kernels/cc/gemm/qg_gemm_amx.cc \
 	  -o build/gemm_check
 	./build/gemm_check
 
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/demo.py
 
-# Float vs eightbit (onednn, reference) on generated Inception-v3; writes docs/benchmarks.md.
+# Float vs eightbit (onednn, reference) on generated Inception-v3, then TF float, onednn, kernels,
+# TFLite float and int8 side by side on four models (tools/bench_targets.py); docs/benchmarks.md.
 bench: $(STAMP)
 	$(VENV_PYTHON) tools/bench.py
 

@@ -124,7 +124,8 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
     pool_concat = _pool_concat_reference()
     for key, want in pool_concat.items():
         np.testing.assert_array_equal(ref[key], want, err_msg=f"portable vs reference: {key}")
-    others = [p for p, flag in (("avx2", "avx2"), ("vnni", "avx512_vnni")) if _cpu_has(flag)]
+    others = [p for p, flag in (("avx2", "avx2"), ("vnni", "avx512_vnni"), ("amx", "amx_int8"))
+              if _cpu_has(flag)]
     if not others:
         pytest.skip("this CPU has neither AVX2 nor AVX-512 VNNI: only the portable path runs")
     for name in others:
@@ -138,10 +139,12 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
             np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")
 
 
-@pytest.mark.parametrize("value", ["vnni"])
+@pytest.mark.parametrize("value", ["vnni", "amx", "avx3"])
 def test_forcing_an_unavailable_path_is_an_error(built, tmp_path, value):
     if value == "vnni" and _cpu_has("avx512_vnni"):
         pytest.skip("this CPU has AVX-512 VNNI, so forcing it is valid")
+    if value == "amx" and _cpu_has("amx_int8"):
+        pytest.skip("this CPU has AMX, so forcing it is valid")
     proc, out = _run(value, tmp_path)
     assert proc.returncode != 0
     assert "QG_CPU_PATH" in proc.stderr

@@ -103,3 +103,47 @@ def test_an_add_of_two_conv_branches_is_fused_once():
     assert len(convs) == 2 and sorted(n.attr["num_summand"].i for n in convs) == [0, 1]
     assert not {"Add", "BiasAdd", "Conv2D", "Relu"} & {n.op for n in q.node}
     assert report.stayed_float == {}
+
+
+def test_zero_pad_before_valid_stride2_conv_folds_into_same():
+    # MobileNet-v2's stride-2 blocks (Keras: ZeroPadding2D + VALID conv): the Pad folds into the
+    # Qg op as SAME padding (the kernels pad with the zero point, real 0), so no float Pad, no
+    # QgDequantize / QgQuantize around it; a Pad unlike SAME's stays.
+    import tensorflow as tf
+    from quantize_graph.runner import run_graph
+    rng = np.random.default_rng(4)
+
+    def graph(pads):
+        g = tf.Graph()
+        with g.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, [None, 9, 9, 8], name="input")
+            w0 = tf.constant(rng.normal(0, .3, [1, 1, 8, 8]).astype(np.float32))
+            y = tf.nn.relu6(tf.nn.conv2d(x, w0, 1, "VALID"))
+            y = tf.pad(y, [[0, 0], pads, pads, [0, 0]])
+            wd = tf.constant(rng.normal(0, .3, [3, 3, 8, 1]).astype(np.float32))
+            y = tf.nn.relu6(tf.nn.depthwise_conv2d(y, wd, [1, 2, 2, 1], "VALID"))
+            w1 = tf.constant(rng.normal(0, .3, [3, 3, 8, 4]).astype(np.float32))
+            y = tf.pad(y, [[0, 0], [1, 1], [1, 1], [0, 0]])
+            tf.nn.relu(tf.nn.conv2d(y, w1, 2, "VALID"), name="out")
+        return g.as_graph_def()
+
+    calibration = rng.uniform(-1, 1, [16, 9, 9, 8]).astype(np.float32)
+    graph_def = graph([1, 1])  # 9 -> SAME with k3 s2 adds (1, 1); 5 -> (1, 1) too
+    q, _ = run_pipeline(graph_def, ["out"], Options(target="kernels",
+                                                     calibration_inputs={"input": calibration}),
+                        ["input"])
+    ops = collections.Counter(n.op for n in q.node if n.op != "Const")
+    assert ops["Pad"] == 0 and ops["QgQuantize"] == 1 and ops["QgDequantize"] == 1, ops
+    assert all(n.attr["padding"].s == b"SAME" for n in q.node
+               if n.op in ("QgQuantizedDepthwiseConv2D", "QgQuantizedConv2D") and
+               n.attr["strides"].list.i[1] == 2)
+    kernels = pytest.importorskip("quantize_graph.kernels")
+    if kernels.is_built():
+        x = rng.uniform(-1, 1, [4, 9, 9, 8]).astype(np.float32)
+        [want] = run_graph(graph_def, ["out:0"], {"input:0": x})
+        [got] = run_graph(q, ["out:0"], {"input:0": x})
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+    q, _ = run_pipeline(graph([0, 1]), ["out"], Options(
+        target="kernels", calibration_inputs={"input": calibration}), ["input"])
+    # (0, 1) on 9 is not SAME's (1, 1); the second conv then reads 4x4, where SAME adds (0, 1)
+    assert collections.Counter(n.op for n in q.node)["Pad"] == 2

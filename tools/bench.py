@@ -1,9 +1,11 @@
-"""`make bench`: float vs eightbit (onednn, kernels, reference) on generated Inception-v3,
-and float vs eightbit (onednn, kernels) on generated ResNet-50 and MobileNet-v2 (224x224).
+"""`make bench`: float vs eightbit (onednn, reference) on generated Inception-v3, then, per
+model (generated Inception-v3, ResNet-50, MobileNet-v2 and the real MobileNet v1 0.25), TF float,
+--target=onednn, --target=kernels, TFLite float and TFLite full-integer int8 side by side
+(tools/bench_targets.py).
 
-Batch 1 and 8, 2 threads, graphs interleaved in one process (benchmark_graph). The onednn and
-kernels graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
-200 photos after them. Writes docs/benchmarks.md.
+Batch 1 and 8, 2 threads, graphs interleaved in one process. The onednn, kernels and TFLite int8
+graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
+200 photos after them. Writes docs/benchmarks.md; every table states the CPU model and flags.
 """
 import argparse
 import os
@@ -18,15 +20,15 @@ from quantize_graph.calibration_data import Preprocessing, load_calibration_inpu
 from quantize_graph.evaluate import predict  # noqa: E402
 from quantize_graph.preprocess import list_images, read_image  # noqa: E402
 from quantize_graph.tools.benchmark_graph import benchmark, machine_info  # noqa: E402
-from tests.model_cache import inception_v3_paths, mobilenet_v2_path, resnet50_path  # noqa: E402
+from tests.model_cache import cache_dir, inception_v3_paths  # noqa: E402
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from bench_targets import MODELS, bench_model, header  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 PREPROCESSING = Preprocessing(299, 299, 127.5, 127.5, 0.875)
 
 
-RESIDUAL_MODELS = {"ResNet-50": resnet50_path, "MobileNet-v2": mobilenet_v2_path}
-RESIDUAL_PREPROCESSING = Preprocessing(224, 224, 127.5, 127.5, 0.875)
 
 
 def quantize(float_path, out_path, target, photos, preprocessing=PREPROCESSING):
@@ -57,6 +59,8 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--reference_runs", type=int, default=4)
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated, for the side-by-side tables")
     args = parser.parse_args()
     float_path, _ = inception_v3_paths()
     cache = os.path.dirname(float_path)
@@ -68,8 +72,7 @@ def main():
     fast = benchmark(float_path, graphs["onednn"], batches=(1, 8), threads=2, runs=args.runs)
     slow = benchmark(float_path, graphs["reference"], batches=(1, 8), threads=2, runs=args.reference_runs)
     text = report(fast, slow, graphs, float_path, agree, count, seconds, args)
-    text += kernels_report(float_path, slow, args)
-    text += residual_report(args)
+    text += targets_report(args)
     with open(args.output, "w") as f:
         f.write(text)
     print(text)
@@ -104,50 +107,17 @@ def report(fast, slow, graphs, float_path, agree, count, seconds, args):
     return "\n".join(lines)
 
 
-def kernels_report(float_path, reference_result, args):
-    """Float vs --target=kernels (our Qg op library) on Inception-v3 (a markdown section)."""
-    quantized = os.path.join(os.path.dirname(float_path), "inception_v3_kernels.pb")
-    seconds = quantize(float_path, quantized, "kernels", args.photos)
-    agree, count = agreement(float_path, quantized, args.photos)
-    result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
-    lines = ["## Our op library (--target=kernels)", "",
-             "Generated Inception-v3, calibrated on 100 photos (quantized in %.0f s), file %.1f%% of "
-             "float; top-1 agreement with float %.1f%% on the next %d photos. Median (min-max) ms; "
-             "the reference column comes from the reference pair above (another interleaved run):"
-             % (seconds, 100 * os.path.getsize(quantized) / os.path.getsize(float_path), 100 * agree, count), "",
-             "| batch | float | eightbit kernels | float / kernels | reference / kernels |",
-             "|---|---|---|---|---|"]
-    for batch in (1, 8):
-        r, ref = row(result, batch), row(reference_result, batch)
-        lines.append("| %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** | %.1fx |" % (
-            batch, r["A"]["median_ms"], r["A"]["min_ms"], r["A"]["max_ms"], r["B"]["median_ms"],
-            r["B"]["min_ms"], r["B"]["max_ms"], r["ratio"], ref["B"]["median_ms"] / r["B"]["median_ms"]))
-    print("kernels done", flush=True)
-    return "\n".join(lines + ["", ""])
-
-
-def residual_report(args):
-    """Float vs onednn and vs kernels on the generated ResNet-50 and MobileNet-v2 (markdown)."""
-    lines = ["## Residual networks (onednn, kernels)", "",
-             "Generated ResNet-50 and MobileNet-v2 (tools/make_resnet50.py, make_mobilenet_v2.py), "
-             "224x224, calibrated on 100 photos; agreement on the next 200. Median (min-max) ms:", "",
-             "| model | target | agreement | batch | float | eightbit | float / eightbit |",
-             "|---|---|---|---|---|---|---|"]
-    for name, path_of in RESIDUAL_MODELS.items():
-        float_path = path_of(224)
-        for target in ("onednn", "kernels"):
-            quantized = float_path.replace(".pb", "_%s.pb" % target)
-            quantize(float_path, quantized, target, args.photos, RESIDUAL_PREPROCESSING)
-            agree, count = agreement(float_path, quantized, args.photos, RESIDUAL_PREPROCESSING)
-            result = benchmark(float_path, quantized, batches=(1, 8), threads=2, runs=args.runs)
-            for batch in (1, 8):
-                r = row(result, batch)
-                lines.append("| %s | %s | %.1f%% of %d | %d | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | **%.2fx** |" % (
-                    name, target, 100 * agree, count, batch, r["A"]["median_ms"], r["A"]["min_ms"],
-                    r["A"]["max_ms"], r["B"]["median_ms"], r["B"]["min_ms"], r["B"]["max_ms"],
-                    r["ratio"]))
-            print("%s %s done" % (name, target), flush=True)
-    return "\n".join(lines + [""])
+def targets_report(args):
+    """TF float, onednn, kernels, TFLite float and int8 per model, interleaved (markdown)."""
+    lines = ["## Side by side: TF float, onednn, our kernels, TFLite", "", header(), "",
+             "TFLite float and full-integer int8 come from the same TensorFlow wheel "
+             "(tf.lite, XNNPACK), converted from the same frozen float graph; int8 is "
+             "calibrated on the same 100 photos. Ratios: > 1 means kernels is faster.", ""]
+    for name in args.models.split(","):
+        lines.append(bench_model(name, args.photos, os.path.join(cache_dir(), "bench_targets"),
+                                 args.runs))
+        print("%s done" % name, flush=True)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // CPU kernels of QgQuantize, QgDequantize, QgRequantize and QgCpuPath (kernels/OPS.md).
 #include "qg_common.h"
+#include "qg_quantize_simd.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor_types.h"
 #include "tensorflow/core/platform/tstring.h"
@@ -64,8 +65,13 @@ class QgQuantizeOp : public OpKernel {
     const float scale = r.scale;
     const int zp = r.zero_point;
     // clamp(rint(x / scale) + zp, 0, 255) == rint(clamp(x / scale, -zp, 255 - zp)) + zp
+    const bool avx512 = Avx512Path(SelectedPath());
     ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
-      QuantizeSpan(x + s, q + s, e - s, scale, lo, hi, zp);
+      if (avx512) {
+        QuantizeSpanAvx512(x + s, q + s, e - s, scale, lo, hi, zp);
+      } else {
+        QuantizeSpan(x + s, q + s, e - s, scale, lo, hi, zp);
+      }
     });
   }
 };

@@ -20,6 +20,7 @@ from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set
                                         set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
 from quantize_graph.passes.weights import round_keeping_sums
+from quantize_graph.targets import onednn_pad
 from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, weight_scale
 from quantize_graph.targets.onednn_residual import ADD_OPS
 
@@ -146,7 +147,14 @@ class KernelsLowering(OneDnnLowering):
         add = next((n for n in nodes if n.op in ADD_OPS), None)
         act = next((n for n in nodes if n.op in ACTIVATIONS), None)
         self._why = None
-        x = self._input(head.input[0])
+        # A zero Pad before a VALID conv equal to SAME padding (Keras' stride-2 convs) folds
+        # into the conv, as in onednn: the kernels pad with the zero point, real 0. Else the
+        # Pad ran float between a QgDequantize and a QgQuantize (MobileNet-v2: 4 of each).
+        folded = onednn_pad.folded_pad_input(self, head)
+        x = self._input(folded) if folded is not None else None
+        if x is None:
+            folded = None
+            x = self._input(head.input[0])
         if x is None:
             self._why = "no range for its input"
             return False
@@ -192,6 +200,8 @@ class KernelsLowering(OneDnnLowering):
             for attr in ("strides", "padding", "dilations"):
                 if attr in head.attr:
                     copy_attr(node, attr, head.attr[attr])
+            if folded is not None:
+                set_attr_string(node, "padding", b"SAME")
         self.new_nodes.append(node)
         self._replace(members)
         if not float_out:

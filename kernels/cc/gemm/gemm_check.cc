@@ -1,13 +1,14 @@
 // Standalone (TF-free) check of the GEMM core: every micro-kernel this CPU can run (portable,
 // AVX2 int16, AVX2 byte where the weights allow it, AVX-512 VNNI) against a scalar reference on
-// random shapes, plus a rough single-thread speed and the CPU's own ceilings (fp32 FMA vs the byte
-// kernel's instructions). `make gemm-check`; exits 1 on a mismatch.
-// Useful on a machine with VNNI, which the development machine lacks.
+// random shapes, plus a rough single-thread speed, the CPU's own ceilings (fp32 FMA on ymm and zmm,
+// the AVX2 byte triple, vpdpbusd, vpdpwssd) and each path's fraction of its ceiling.
+// `make gemm-check`; exits 1 on a mismatch. Paths the CPU lacks are skipped.
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <immintrin.h>
@@ -15,6 +16,56 @@
 #include "qg_gemm.h"
 
 namespace {
+
+// AMX: tdpbusd on four independent C tiles, A and B tiles loaded once (16 x 16 x 64 MACs each).
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+__attribute__((noinline, target("amx-tile,amx-int8"))) double AmxCeiling() {
+  AmxConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  alignas(64) static uint8_t bytes[16 * 64] = {1, 2, 3};
+  _tile_loadconfig(&cfg);
+  _tile_loadd(4, bytes, 64);
+  _tile_loadd(5, bytes, 64);
+  _tile_loadd(6, bytes, 64);
+  _tile_loadd(7, bytes, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const long iters = 1000000;
+  const std::clock_t t0 = std::clock();
+  for (long i = 0; i < iters; ++i) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  const double secs = double(std::clock() - t0) / CLOCKS_PER_SEC;
+  alignas(64) static int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return iters * 4.0 * 16 * 16 * 64 / secs / 1e9;
+}
+
+// Ceiling of each path's instructions (GMAC/s, one thread), filled before the timed cases.
+struct Ceiling {
+  const char* name;
+  double gmacs;
+};
+std::vector<std::pair<std::string, Ceiling>> g_ceilings;  // path name -> its ceiling
+
+const Ceiling* CeilingOf(const std::string& path) {
+  for (const auto& entry : g_ceilings)
+    if (entry.first == path) return &entry.second;
+  return nullptr;
+}
 
 struct Case {
   int M, K, N;
@@ -66,7 +117,12 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
     const bool same = got == want;
     ok = ok && same;
     std::printf("  %-15s M=%-6d K=%-5d N=%-5d %s", name, t.M, t.K, t.N, same ? "exact" : "MISMATCH");
-    if (timing) std::printf("  %.1f GMAC/s", double(t.M) * t.K * t.N / secs / 1e9);
+    if (timing) {
+      const double gmacs = double(t.M) * t.K * t.N / secs / 1e9;
+      std::printf("  %6.1f GMAC/s", gmacs);
+      if (const Ceiling* ceil = CeilingOf(name))
+        std::printf("  %3.0f%% of %s", 100 * gmacs / ceil->gmacs, ceil->name);
+    }
     std::printf("\n");
   };
   for (CpuPath path : {CpuPath::kPortable, CpuPath::kAvx2, CpuPath::kVnni}) {
@@ -80,18 +136,25 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
              GemmRows(pb, 0, t.M, 0, t.N, fill, sink, MicroKernelFor(path), &ws, kMB);
            }));
   }
-  if (pb.pairs_fit && CpuSupports(CpuPath::kAvx2)) {
+  // The byte kernels: AVX2 vpmaddubsw where the weight pairs fit, VNNI vpdpbusd and AMX
+  // tdpbusd always.
+  for (CpuPath path : {CpuPath::kAvx2, CpuPath::kVnni, CpuPath::kAmx}) {
+    if (!CpuSupports(path)) continue;
+    PackedB pb8;
+    PackB(b.data(), t.K, t.N, t.N, &pb8, path);
+    if (!UseU8(pb8)) continue;
+    const std::string name = std::string(PathName(path)) + "-u8";
     std::fill(got.begin(), got.end(), 0);
     GemmWorkspace ws;
     RowFillerU8 fill8 = [&](int64_t r, int count, uint8_t* dst, int ld) {
       for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, &a[(r + i) * t.K], t.K);
     };
-    report("avx2-u8",
-           BestOf(timing, [&] { GemmRowsU8(pb, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB); }));
+    report(name.c_str(),
+           BestOf(timing, [&] { GemmRowsU8(pb8, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB); }));
     if (t.K % 4 == 0) {  // rows read in place, as a 1x1 conv or a MatMul does
       std::fill(got.begin(), got.end(), 0);
-      report("avx2-u8-inplace", BestOf(timing, [&] {
-               GemmRowsU8(pb, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB, a.data(), t.K);
+      report((name + "-inplace").c_str(), BestOf(timing, [&] {
+               GemmRowsU8(pb8, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB, a.data(), t.K);
              }));
     }
   }
@@ -169,11 +232,81 @@ __attribute__((noinline, target("avx2"))) double ByteCeiling() {
   return kCeilingIters * 6.0 * 32 / secs / 1e9;
 }
 
-void Ceilings() {
-  const double fma = FmaCeiling(), u8 = ByteCeiling();
-  std::printf("ceilings, one thread: fp32 FMA %.1f GMAC/s, u8 byte-kernel triple %.1f GMAC/s "
-              "(%.2fx)\n", fma, u8, u8 / fma);
+// The AVX-512 ceilings: fp32 FMA on zmm (what float TF's oneDNN uses on such a CPU), vpdpbusd
+// (64 u8 x s8 products, the vnni byte kernel) and vpdpwssd (32 int16 products, MicroVnni).
+// Twelve independent chains each (latency 4-5 cycles, two per cycle), named registers.
+#define QG_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((noinline, target("avx512f"))) double Fma512Ceiling() {
+#define QG_DECL(j) __m512 f##j = _mm512_set1_ps(1.0f + j);
+  QG_CHAINS(QG_DECL)
+#undef QG_DECL
+  const __m512 fm = _mm512_set1_ps(0.999999f), fa = _mm512_set1_ps(1e-7f);
+  const std::clock_t c0 = std::clock();
+  for (long i = 0; i < kCeilingIters / 2; ++i) {
+#define QG_F(j) f##j = _mm512_fmadd_ps(f##j, fm, fa);
+    QG_CHAINS(QG_F)
+#undef QG_F
+  }
+  const double secs = double(std::clock() - c0) / CLOCKS_PER_SEC;
+  __m512 sum = _mm512_setzero_ps();
+#define QG_SUM(j) sum = _mm512_add_ps(sum, f##j);
+  QG_CHAINS(QG_SUM)
+#undef QG_SUM
+  volatile float keep = _mm512_reduce_add_ps(sum);
+  (void)keep;
+  return kCeilingIters / 2 * 12.0 * 16 / secs / 1e9;
 }
+
+// products: 64 for vpdpbusd (bytes), 32 for vpdpwssd (words).
+template <bool kBytes>
+__attribute__((noinline, target("avx512f,avx512bw,avx512vnni"))) double DotCeiling() {
+#define QG_DECL(j) __m512i d##j = _mm512_set1_epi32(j);
+  QG_CHAINS(QG_DECL)
+#undef QG_DECL
+  __m512i x = _mm512_set1_epi32(0x01020304), w = _mm512_set1_epi32(0x05060708);
+  __asm__ volatile("" : "+v"(x), "+v"(w));  // opaque: nothing to fold
+  const std::clock_t t0 = std::clock();
+  for (long i = 0; i < kCeilingIters / 2; ++i) {
+#define QG_D(j) d##j = kBytes ? _mm512_dpbusd_epi32(d##j, x, w) : _mm512_dpwssd_epi32(d##j, x, w);
+    QG_CHAINS(QG_D)
+#undef QG_D
+  }
+  const double secs = double(std::clock() - t0) / CLOCKS_PER_SEC;
+  __m512i sum = _mm512_setzero_si512();
+#define QG_SUM(j) sum = _mm512_add_epi32(sum, d##j);
+  QG_CHAINS(QG_SUM)
+#undef QG_SUM
+  volatile int keep = _mm512_reduce_add_epi32(sum);
+  (void)keep;
+  return kCeilingIters / 2 * 12.0 * (kBytes ? 64 : 32) / secs / 1e9;
+}
+#undef QG_CHAINS
+
+void Ceilings() {
+  std::printf("ceilings, one thread (GMAC/s):");
+  if (qg::CpuSupports(qg::CpuPath::kAvx2) && __builtin_cpu_supports("fma")) {
+    const double fma = FmaCeiling(), u8 = ByteCeiling();
+    std::printf(" fp32 FMA ymm %.1f, u8 triple ymm %.1f", fma, u8);
+    g_ceilings.push_back({"avx2-u8", {"u8 triple", u8}});
+    g_ceilings.push_back({"avx2-u8-inplace", {"u8 triple", u8}});
+  }
+  if (qg::CpuSupports(qg::CpuPath::kVnni)) {
+    const double f512 = Fma512Ceiling(), dpbusd = DotCeiling<true>(), dpwssd = DotCeiling<false>();
+    std::printf(", fp32 FMA zmm %.1f, vpdpbusd zmm %.1f, vpdpwssd zmm %.1f", f512, dpbusd, dpwssd);
+    g_ceilings.push_back({"vnni-u8", {"vpdpbusd", dpbusd}});
+    g_ceilings.push_back({"vnni-u8-inplace", {"vpdpbusd", dpbusd}});
+    g_ceilings.push_back({"vnni", {"vpdpwssd", dpwssd}});
+    if (qg::CpuSupports(qg::CpuPath::kAmx)) {
+      const double amx = AmxCeiling();
+      std::printf(", AMX tdpbusd %.1f", amx);
+      g_ceilings.push_back({"amx-u8", {"tdpbusd", amx}});
+      g_ceilings.push_back({"amx-u8-inplace", {"tdpbusd", amx}});
+    }
+    std::printf("\n  (float TF's ceiling here is the zmm FMA; vnni-u8 / fp32 zmm = %.2fx)", dpbusd / f512);
+  }
+  std::printf("\n");
+}
+
 
 }  // namespace
 
@@ -185,10 +318,10 @@ int main() {
   const Case cases[] = {{1, 1, 1, 127},   {7, 3, 5, 127},     {13, 257, 17, 127},
                         {50, 513, 33, 64}, {6, 1000, 16, 64}, {97, 300, 70, 127}, {41, 301, 37, -127}, {12, 7, 16, -128}, {23, 64, 40, -127}, {600, 1032, 20, 64}};
   for (const Case& c : cases) ok = Run(c, &rng, false) && ok;
+  Ceilings();
   for (const Case& c : {Case{2048, 576, 64, 127}, Case{5041, 720, 192, 64}, Case{289, 1728, 384, 64}, Case{1225, 864, 96, 64}})
     ok = Run(c, &rng, true) && ok;
   ok = Run({2048, 576, 64, 64}, &rng, true) && ok;
-  if (qg::CpuSupports(qg::CpuPath::kAvx2) && __builtin_cpu_supports("fma")) Ceilings();
   std::printf(ok ? "gemm-check: all paths exact\n" : "gemm-check: MISMATCH\n");
   return ok ? 0 : 1;
 }

@@ -15,6 +15,7 @@ void Epilogue::Init(float scale_x, const float* filter_scale, const float* bias_
   act = activation;
   bias = bias_in;
   simd = SelectedPath() != CpuPath::kPortable;
+  simd512 = Avx512Path(SelectedPath());
   if (float_out) {
     sf.resize(channels);
     for (int64_t c = 0; c < channels; ++c) sf[c] = scale_x * filter_scale[c];

@@ -1,6 +1,7 @@
 // The fused epilogue of kernels/OPS.md (TF-free): int32 accumulators of one output row to
 // quint8 or float, per output channel c, in float32 and in exactly the contract's order (the
-// library is built with -ffp-contract=off; the AVX2 version uses separate mul and add).
+// library is built with -ffp-contract=off; the AVX2 and AVX-512 versions use separate mul and
+// add).
 #ifndef QG_KERNELS_CC_GEMM_QG_EPILOGUE_H_
 #define QG_KERNELS_CC_GEMM_QG_EPILOGUE_H_
 
@@ -24,6 +25,7 @@ struct Epilogue {
   int zp_s = 0;
   float s_mult = 0;          // scale_s / scale_out (quint8 out) or scale_s (float out)
   bool simd = false;         // use the AVX2 row
+  bool simd512 = false;      // use the AVX-512 row (vnni path)
 
   // scale_out / zp_out: the output range (ignored for float output).
   void Init(float scale_x, const float* filter_scale, const float* bias_in, int64_t channels,
@@ -33,7 +35,9 @@ struct Epilogue {
   // Channels [n0, n1) of one output row; `index` is the flat output index of channel 0 and
   // acc[0] belongs to channel n0.
   void Row(const int32_t* acc, int n0, int n1, int64_t index, void* output) const {
-    if (simd) {
+    if (simd512) {
+      RowAvx512(acc, n0, n1, index, output);
+    } else if (simd) {
       RowAvx2(acc, n0, n1, index, output);
     } else {
       RowPortable(acc, n0, n1, index, output);
@@ -41,6 +45,7 @@ struct Epilogue {
   }
   void RowPortable(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;
   void RowAvx2(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;
+  void RowAvx512(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;
 };
 
 // dst[i] = src[i] - zp as int16 (an activation row for the GEMM); AVX2 where selected.

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <cpuid.h>
+
 namespace qg {
 namespace {
 
@@ -15,7 +17,8 @@ struct PathChoice {
 
 PathChoice Choose() {
   PathChoice choice;
-  CpuPath best = CpuSupports(CpuPath::kVnni)   ? CpuPath::kVnni
+  CpuPath best = CpuSupports(CpuPath::kAmx)    ? CpuPath::kAmx
+                 : CpuSupports(CpuPath::kVnni) ? CpuPath::kVnni
                  : CpuSupports(CpuPath::kAvx2) ? CpuPath::kAvx2
                                                : CpuPath::kPortable;
   choice.path = best;
@@ -23,20 +26,24 @@ PathChoice Choose() {
   if (env == nullptr || env[0] == '\0') return choice;
   std::string want(env);
   CpuPath forced;
-  if (want == "vnni") {
+  if (want == "amx") {
+    forced = CpuPath::kAmx;
+  } else if (want == "vnni") {
     forced = CpuPath::kVnni;
   } else if (want == "avx2") {
     forced = CpuPath::kAvx2;
   } else if (want == "portable") {
     forced = CpuPath::kPortable;
   } else {
-    choice.error = "QG_CPU_PATH='" + want + "' is not one of vnni, avx2, portable";
+    choice.error = "QG_CPU_PATH='" + want + "' is not one of amx, vnni, avx2, portable";
     return choice;
   }
   if (!CpuSupports(forced)) {
     choice.error = "QG_CPU_PATH=" + want + " but this CPU lacks " +
-                   (forced == CpuPath::kVnni ? "AVX-512 VNNI (avx512f, avx512bw, avx512vnni)"
-                                             : "AVX2") +
+                   (forced == CpuPath::kAmx    ? "AMX (amx-tile, amx-int8, AVX-512 VNNI, and the "
+                                                   "OS's permission for the tile state)"
+                    : forced == CpuPath::kVnni ? "AVX-512 VNNI (avx512f, avx512bw, avx512vl, avx512vnni)"
+                                               : "AVX2") +
                    "; unset it or use QG_CPU_PATH=avx2 or portable";
     return choice;
   }
@@ -58,9 +65,16 @@ bool CpuSupports(CpuPath path) {
       return true;
     case CpuPath::kAvx2:
       return __builtin_cpu_supports("avx2");
+    case CpuPath::kAmx: {
+      unsigned a, b, c, d;  // CPUID.(7, 0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8
+      if (!CpuSupports(CpuPath::kVnni) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+      if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+      static const bool permitted = AmxPermitted();
+      return permitted;
+    }
     case CpuPath::kVnni:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vnni");
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   }
   return false;
 }
@@ -70,6 +84,8 @@ const std::string& PathError() { return Chosen().error; }
 
 const char* PathName(CpuPath path) {
   switch (path) {
+    case CpuPath::kAmx:
+      return "amx";
     case CpuPath::kVnni:
       return "vnni";
     case CpuPath::kAvx2:
@@ -82,6 +98,7 @@ const char* PathName(CpuPath path) {
 
 MicroKernel MicroKernelFor(CpuPath path) {
   switch (path) {
+    case CpuPath::kAmx:
     case CpuPath::kVnni:
       return MicroVnni;
     case CpuPath::kAvx2:
@@ -108,9 +125,10 @@ void MicroPortable(const int16_t* a, int lda, const int16_t* b, int kpairs, int3
     for (int n = 0; n < kNR; ++n) c[r * ldc + n] = acc[r][n];
 }
 
-static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out);
+static bool PairsFit(const int8_t* b, int K, int N, int ldb);
+static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out, int kstep);
 
-void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out, CpuPath path) {
   out->K = K;
   out->N = N;
   out->Kp = (K + 1) & ~1;
@@ -125,26 +143,39 @@ void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
       for (int n = 0; n < ncols; ++n) dst[2 * n] = row[n];
     }
   }
-  out->pairs_fit = false;
+  out->pairs_fit = PairsFit(b, K, N, ldb);
+  out->byte_path = CpuPath::kPortable;
   out->data8.clear();
   out->colsum.clear();
-  if (SelectedPath() == CpuPath::kAvx2) PackB8(b, K, N, ldb, out);
+  // AMX pads K to whole 64-k tiles; where that pads more than a quarter (K = 8, 16, 27, 32,
+  // 72: MobileNet's first layers, the RGB stem) the VNNI kernel was measured faster
+  // (tools/bench_kernels.py: 1x1 112x112x8->16 0.35 ms on AMX, 0.21 ms on VNNI).
+  const int k64 = (K + 63) / 64 * 64;
+  if (path == CpuPath::kAmx && 4 * K < 3 * k64) path = CpuPath::kVnni;
+  if (Avx512Path(path) || (path == CpuPath::kAvx2 && out->pairs_fit)) {
+    out->byte_path = path;
+    PackB8(b, K, N, ldb, out, path == CpuPath::kAmx ? 64 : 4);
+  }
 }
 
-bool UseU8(const PackedB& b) { return b.pairs_fit && SelectedPath() == CpuPath::kAvx2; }
+bool UseU8(const PackedB& b) { return b.byte_path != CpuPath::kPortable; }
 
-static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+static bool PairsFit(const int8_t* b, int K, int N, int ldb) {
   for (int k = 0; k < K; k += 2) {
     for (int n = 0; n < N; ++n) {
       const int w0 = b[static_cast<size_t>(k) * ldb + n];
       const int w1 = k + 1 < K ? b[static_cast<size_t>(k + 1) * ldb + n] : 0;
       // Opposite signs cannot saturate (|a0 w0 + a1 w1| <= 255 * 128); same signs may not
       // exceed 128 together.
-      if ((w0 > 0) == (w1 > 0) && std::abs(w0) + std::abs(w1) > 128) return;  // stays false
+      if ((w0 > 0) == (w1 > 0) && std::abs(w0) + std::abs(w1) > 128) return false;
     }
   }
-  out->pairs_fit = true;
-  out->Kq = (K + 3) & ~3;
+  return true;
+}
+
+// kstep: K is padded with zero weights to a multiple of it (4: a k-quad; 64: an AMX tile).
+static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out, int kstep) {
+  out->Kq = (K + kstep - 1) / kstep * kstep;
   out->data8.assign(static_cast<size_t>(out->Kq) * out->Np, 0);
   out->colsum.assign(out->Np, 0);
   for (int p = 0; p < out->Np / kNR; ++p) {
@@ -182,6 +213,16 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   for (int n = 0; n < ldc; ++n) {
     const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
     ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  if (b.byte_path == CpuPath::kAmx) {
+    GemmRowsAmxU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
+                  in_place_ld);
+    return;
+  }
+  if (b.byte_path == CpuPath::kVnni) {
+    GemmRowsVnniU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
+                   in_place_ld);
+    return;
   }
   const bool direct = in_place != nullptr && Kq == b.K;
   const int kc = KBlock(Kq, 4);

@@ -4,11 +4,15 @@
 // (int16 in [-255, 255]) and B qint8 weights (widened to int16). Every product and every sum of
 // two products fits int32, so the result is exact; see kernels/OPS.md ("Accumulator").
 //
-// Three micro-kernels share one packed layout and are picked at run time:
-//   vnni     AVX-512 VNNI vpdpwssd (int16 pairs, multiply-add-accumulate in one instruction)
-//   avx2     vpmaddwd + vpaddd (int16 pairs; never vpmaddubsw, whose int16 saturation breaks
-//            exactness with 8-bit weights)
-//   portable plain C++
+// Four paths, picked at run time:
+//   amx      AMX tiles (Sapphire Rapids and later): tdpbusd, 16 x 16 int32 tiles over 64 u8 x s8
+//            k at a time, the same byte panels padded to whole 64-k tiles (qg_gemm_amx.cc)
+//   vnni     AVX-512 VNNI vpdpbusd on raw u8 activations x s8 weights (four products summed
+//            straight into int32: exact for any weights), 512-bit vectors (qg_gemm_vnni_u8.cc)
+//   avx2     vpmaddubsw byte kernel where the weight pairs cannot saturate its int16 sums
+//            (PackedB::pairs_fit), else vpmaddwd + vpaddd on int16 pairs
+//   portable plain C++ on int16 pairs
+// (MicroVnni, vpdpwssd on int16 pairs, is kept for gemm-check's comparison only.)
 // QG_CPU_PATH=vnni|avx2|portable forces one; forcing one this CPU lacks is an error reported by
 // PathError() (the ops refuse to run), never an illegal instruction.
 #ifndef QG_KERNELS_CC_GEMM_QG_GEMM_H_
@@ -26,7 +30,10 @@ constexpr int kNR = 16;   // columns per micro-kernel call (one packed B panel)
 constexpr int kMB = 96;   // at most this many rows packed together (a multiple of kMR)
 constexpr int kKC = 256;  // K block kept in L1 (even)
 
-enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2 };
+enum class CpuPath { kPortable = 0, kAvx2 = 1, kVnni = 2, kAmx = 3 };
+
+// The AVX-512 paths (vnni, amx): they share the AVX-512 epilogue and element loops.
+inline bool Avx512Path(CpuPath path) { return path == CpuPath::kVnni || path == CpuPath::kAmx; }
 
 // The path every kernel uses (chosen once, at library load).
 CpuPath SelectedPath();
@@ -51,16 +58,23 @@ void MicroVnni(const int16_t* a, int lda, const int16_t* b, int kpairs, int32_t*
 // Weights packed for the micro-kernels: panels of kNR columns, each [Kp/2][kNR][2] int16,
 // zero-padded to Kp (K rounded up to even) and Np (N rounded up to kNR).
 //
-// Where every pair of weights the AVX2 byte kernel adds in int16 (k = 2m, 2m + 1 of one column)
-// has |w[2m]| + |w[2m+1]| <= 128 or opposite signs, |a0 w0 + a1 w1| <= 255 * 128 fits int16,
-// so vpmaddubsw cannot saturate and the faster u8 kernel is exact too: the weights are also packed as bytes, panels [Kq/4][kNR][4]
-// (Kq = K rounded up to 4), with the column sums that take the zero point out afterwards.
+// The weights are also packed as bytes, panels [Kq/4][kNR][4] (Kq = K rounded up to 4; one
+// 64-byte row is one zmm of vpdpbusd, or two ymm of the AVX2 byte kernel), with the column
+// sums that take the zero point out afterwards, for `byte_path`:
+//   amx   where K rounded up to 64 (Kq: whole tiles; a B tile is 16 k-quads of a panel) pads
+//         at most a quarter of it, else the vnni packing (small K runs faster there);
+//   vnni  always (vpdpbusd sums four u8 x s8 products in int32: no saturation);
+//   avx2  where every pair of weights vpmaddubsw adds in int16 (k = 2m, 2m + 1 of one column)
+//         has |w[2m]| + |w[2m+1]| <= 128 or opposite signs (|a0 w0 + a1 w1| <= 255 * 128
+//         fits int16), i.e. pairs_fit;
+//   portable: no bytes (the int16 kernels run).
 struct PackedB {
   int K = 0, N = 0, Kp = 0, Np = 0;
   std::vector<int16_t> data;
   const int16_t* panel(int p) const { return data.data() + static_cast<size_t>(p) * Kp * kNR; }
 
   bool pairs_fit = false;
+  CpuPath byte_path = CpuPath::kPortable;
   int Kq = 0;
   std::vector<int8_t> data8;
   std::vector<int32_t> colsum;
@@ -75,11 +89,14 @@ using MicroKernelU8 = void (*)(const uint8_t* a, int lda, const int8_t* b, int k
 void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b, int kquads, int32_t* c, int ldc,
                  bool accumulate, const int32_t* init);
 
-// The u8 kernel runs where the weights allow it and the AVX2 path is selected.
+// The u8 kernels run where the weights were packed as bytes (b.byte_path).
 bool UseU8(const PackedB& b);
 
-// b[k * ldb + n], k < K, n < N.
-void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out);
+// b[k * ldb + n], k < K, n < N; bytes packed for `path`'s byte kernel where it is exact.
+void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out, CpuPath path);
+inline void PackB(const int8_t* b, int K, int N, int ldb, PackedB* out) {
+  PackB(b, K, N, ldb, out, SelectedPath());
+}
 
 // Writes row r of A (K values, activation - zero point) into dst[0, K); dst has Kp entries and
 // the caller zeroes dst[K] when K is odd.
@@ -111,9 +128,21 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
 // of kMR rows: a call per row costs as much as copying a short row, e.g. the 27 bytes of a
 // 3x3 conv on RGB).
 using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int ld)>;
+// Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below).
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
                 const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
+// The AMX driver (qg_gemm_amx.cc): 32 x 32 blocks of four int32 tiles, K in steps of 64.
+void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
+                   int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
+                   int mb, const uint8_t* in_place, int64_t in_place_ld);
+// Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
+bool AmxPermitted();
+// The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.
+constexpr int kMRV = 12;
+void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
+                    int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
+                    int mb, const uint8_t* in_place, int64_t in_place_ld);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).

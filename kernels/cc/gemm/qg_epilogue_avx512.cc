@@ -1,0 +1,54 @@
+// AVX-512 epilogue row (the vnni path; function target attributes, chosen at run time): 16
+// channels a step and the last < 16 under a mask, so no scalar tail. Same float32 operations in
+// the same order as the portable row: cvtps_epi32 rounds half to even under the default
+// rounding mode, max/min clamp (maxps(NaN, lo) = lo, as the portable row), separate mul and add.
+#include <immintrin.h>
+
+#include "qg_epilogue.h"
+
+namespace qg {
+
+#define QG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+QG_AVX512 static inline __m512 SummandTerm512(__mmask16 k, const uint8_t* s, __m512i zp,
+                                              __m512 mult) {
+  const __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, s));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, zp)), mult);
+}
+
+QG_AVX512 void Epilogue::RowAvx512(const int32_t* acc, int n0, int n1, int64_t index,
+                                   void* output) const {
+  const __m512i zps = _mm512_set1_epi32(zp_s);
+  const __m512 smult = _mm512_set1_ps(s_mult);
+  if (float_out) {
+    float* y = static_cast<float*>(output) + index;
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    for (int c = n0; c < n1; c += 16) {
+      const __mmask16 k = n1 - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n1 - c)) - 1);
+      const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + (c - n0)));
+      __m512 v = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, sf.data() + c));
+      v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + c));
+      if (summand != nullptr)
+        v = _mm512_add_ps(v, SummandTerm512(k, summand + index + c, zps, smult));
+      if (act != Activation::kNone) v = _mm512_max_ps(v, zero);
+      if (act == Activation::kRelu6) v = _mm512_min_ps(v, six);
+      _mm512_mask_storeu_ps(y + c, k, v);
+    }
+    return;
+  }
+  uint8_t* q = static_cast<uint8_t*>(output) + index;
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  for (int c = n0; c < n1; c += 16) {
+    const __mmask16 k = n1 - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n1 - c)) - 1);
+    const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + (c - n0)));
+    __m512 v = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, m.data() + c));
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.data() + c));
+    if (summand != nullptr)
+      v = _mm512_add_ps(v, SummandTerm512(k, summand + index + c, zps, smult));
+    v = _mm512_max_ps(v, vlo);  // maxps(NaN, lo) = lo
+    v = _mm512_min_ps(v, vhi);
+    _mm_mask_storeu_epi8(q + c, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+}
+
+}  // namespace qg

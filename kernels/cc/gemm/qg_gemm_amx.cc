@@ -1,0 +1,182 @@
+// AMX byte GEMM (Intel Sapphire Rapids and later): tdpbusd multiplies a 16 x 64 tile of u8
+// activations by a 64 x 16 tile of s8 weights into 16 x 16 int32, 16,384 exact u8 x s8
+// products an instruction (sums of four in int32, as vpdpbusd; the int32 sums wrap and the
+// true result fits, kernels/OPS.md "Accumulator").
+//
+// All eight tiles are 16 rows x 64 bytes: C in tmm0-3 (a 32 x 32 block), A in tmm4-5 (two 16-row
+// blocks of 64 k), B in tmm6-7 (two 16-column panels of 64 k). A B tile is 16 consecutive
+// k-quad rows of a packed byte panel ([Kq/4][16][4], PackedB, Kq a multiple of 64 on this path),
+// which is exactly the layout tdpbusd wants. C starts from the zero point's correction: a tile
+// load with stride 0 repeats the init row in all 16 rows.
+//
+// Rows are read in place where they lie in memory with K a multiple of 64 (1x1 stride-1 convs,
+// MatMul), whole 16-row blocks at a time; otherwise (and for a last, partial block) they are
+// copied into a buffer with the bytes [K, Kq) and the missing rows zeroed.
+// The tile configuration is loaded at each call (TF's threads also run oneDNN, which configures
+// tiles its own way; its lazy configuration reads the current one back with sttilecfg and
+// compares, so our change between its calls is seen) and released at the end. Compiled through function target attributes and
+// chosen at run time (CpuSupports(kAmx) also asks Linux for the tile state).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include "qg_gemm.h"
+
+namespace qg {
+
+bool AmxPermitted() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023;  // ARCH_REQ_XCOMP_PERM
+  constexpr long kXtileData = 18;         // XFEATURE_XTILEDATA
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+#define QG_AMX __attribute__((target("amx-tile,amx-int8,avx512f")))
+
+constexpr int kTileRows = 16;
+constexpr int kTileK = 64;
+#ifndef QG_AMX_STEPS
+#define QG_AMX_STEPS 8
+#endif
+constexpr int kStepsPerBlock = QG_AMX_STEPS;  // 512 k a block (4, 8 and all of K measured
+                                              // within noise on gemm-check's shapes)
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over Kq / 64 steps.
+// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels.
+// C starts from `start` (row stride start_bytes: 0 repeats the init row, else the partial
+// sums of the previous K block).
+template <bool ROWS2, bool COLS2>
+QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t lda1,
+                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* start,
+                  int64_t start_bytes, int32_t* c, int64_t ldc_bytes) {
+  const int64_t start16 = start_bytes / 4 * kTileRows;
+  _tile_loadd(0, start, start_bytes);
+  if (COLS2) _tile_loadd(1, start + 16, start_bytes);
+  if (ROWS2) _tile_loadd(2, start + start16, start_bytes);
+  if (ROWS2 && COLS2) _tile_loadd(3, start + start16 + 16, start_bytes);
+  for (int s = 0; s < steps; ++s) {
+    _tile_loadd(4, a0 + s * kTileK, lda0);
+    _tile_loadd(6, b0 + s * kTileRows * kTileK, kTileK);
+    _tile_dpbusd(0, 4, 6);
+    if (COLS2) {
+      _tile_loadd(7, b1 + s * kTileRows * kTileK, kTileK);
+      _tile_dpbusd(1, 4, 7);
+    }
+    if (ROWS2) {
+      _tile_loadd(5, a1 + s * kTileK, lda1);
+      _tile_dpbusd(2, 5, 6);
+      if (COLS2) _tile_dpbusd(3, 5, 7);
+    }
+  }
+  const int64_t row16 = ldc_bytes / 4 * kTileRows;
+  _tile_stored(0, c, ldc_bytes);
+  if (COLS2) _tile_stored(1, c + 16, ldc_bytes);
+  if (ROWS2) _tile_stored(2, c + row16, ldc_bytes);
+  if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
+}
+
+}  // namespace
+
+QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
+                          int n1, const RowFillerU8& fill, const TileSink& sink,
+                          GemmWorkspace* ws, int mb, const uint8_t* in_place,
+                          int64_t in_place_ld) {
+  static_assert(kNR == 16, "one packed panel is one tile's 16 columns");
+  const int Kq = b.Kq;  // a multiple of kTileK
+  const int steps = Kq / kTileK;
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  const int mb_tiles = (mb + kTileRows - 1) / kTileRows * kTileRows;
+  if (ws->a8.size() < static_cast<size_t>(mb_tiles) * Kq)
+    ws->a8.resize(static_cast<size_t>(mb_tiles) * Kq);
+  if (ws->c.size() < static_cast<size_t>(mb_tiles) * ldc)
+    ws->c.resize(static_cast<size_t>(mb_tiles) * ldc);
+  const bool direct = in_place != nullptr && Kq == b.K;
+  uint8_t* a = ws->a8.data();
+  int32_t* c = ws->c.data();
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = kTileK;
+    cfg.rows[t] = kTileRows;
+  }
+  _tile_loadconfig(&cfg);
+  const uint8_t* block_a[kMB / kTileRows + 1];
+  int64_t block_lda[kMB / kTileRows + 1];
+  for (int64_t rc = r0; rc < r1; rc += mb) {
+    const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
+    const int blocks = (rows + kTileRows - 1) / kTileRows;
+    for (int i = 0; i < blocks; ++i) {
+      const int first = i * kTileRows, count = std::min(kTileRows, rows - first);
+      if (direct && count == kTileRows) {
+        block_a[i] = in_place + (rc + first) * in_place_ld;
+        block_lda[i] = in_place_ld;
+        continue;
+      }
+      uint8_t* dst = a + static_cast<size_t>(first) * Kq;
+      block_a[i] = dst;
+      block_lda[i] = Kq;
+      for (int j = 0; j < count; j += kMR) fill(rc + first + j, std::min(kMR, count - j),
+                                                dst + static_cast<size_t>(j) * Kq, Kq);
+      for (int j = 0; j < kTileRows; ++j) {
+        if (j < count) {
+          std::memset(dst + static_cast<size_t>(j) * Kq + b.K, 0, Kq - b.K);
+        } else {
+          std::memset(dst + static_cast<size_t>(j) * Kq, 0, Kq);
+        }
+      }
+    }
+    const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
+    // K blocks of kKStepsPerBlock tiles: the weights of a column pair (block * 64 x 32 bytes)
+    // and the chunk's rows of the block stay in L1 while every row pair passes them; the C
+    // tiles go to the buffer (L2) and back between blocks.
+    for (int s0 = 0; s0 < steps; s0 += kStepsPerBlock) {
+      const int ks = std::min(kStepsPerBlock, steps - s0);
+      for (int n = n0; n < n1; n += 2 * kNR) {
+        const bool cols2 = n + 2 * kNR <= n0 + ldc;
+        const int8_t* b0 = b.panel8(n / kNR) + static_cast<size_t>(s0) * kTileRows * kTileK;
+        const int8_t* b1 = cols2 ? b0 + static_cast<size_t>(Kq) * kNR : b0;
+        for (int i = 0; i < blocks; i += 2) {
+          int32_t* ci = c + static_cast<size_t>(i) * kTileRows * ldc + (n - n0);
+          const int32_t* start = s0 == 0 ? init + (n - n0) : ci;
+          const int64_t start_bytes = s0 == 0 ? 0 : ldc_bytes;
+          const bool rows2 = i + 1 < blocks;
+          const uint8_t* a0 = block_a[i] + s0 * kTileK;
+          const uint8_t* a1 = rows2 ? block_a[i + 1] + s0 * kTileK : a0;
+          const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
+          if (rows2 && cols2) {
+            Block<true, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else if (rows2) {
+            Block<true, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else if (cols2) {
+            Block<false, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
+          } else {
+            Block<false, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci,
+                                ldc_bytes);
+          }
+        }
+      }
+    }
+    sink(rc, rows, n0, n1, c, ldc);
+  }
+  _tile_release();
+}
+
+}  // namespace qg
