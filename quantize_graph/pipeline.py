@@ -61,6 +61,8 @@ class Options:
     equalize_ranges: bool = True
     # A conv reading a signed graph input runs in int8 on x + c (onednn): passes/shift_input.py.
     shift_input: bool = False
+    # Fold constant subgraphs before quantizing (off for the original module's GraphRewriter).
+    fold_constants: bool = True
 
 
 @dataclasses.dataclass
@@ -183,7 +185,7 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     else:
         target, why = options.target, ""
     report = Report(options.mode, target, why)
-    g = prepare(graph_def, inputs, outputs)
+    g = prepare(graph_def, inputs, outputs, fold=options.fold_constants)
     mode = options.mode
     if mode == "weights":
         g = quantize_weights(g)

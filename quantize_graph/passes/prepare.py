@@ -5,10 +5,13 @@ from quantize_graph.passes.prune import prune
 from quantize_graph.passes.strip_training import strip_training_nodes
 
 
-def prepare(graph_def, input_names, output_names):
+def prepare(graph_def, input_names, output_names, fold=True):
+    """`fold=False` keeps constant subgraphs (the original module's GraphRewriter quantized
+    them, Consts stored as quint8, instead of folding them into one float Const)."""
     protected = list(input_names) + list(output_names)
     g = strip_training_nodes(graph_def, protected)
     g = prune(g, output_names, keep=input_names)
-    g = fold_constants(g, protected=output_names)
+    if fold:
+        g = fold_constants(g, protected=output_names)
     g = fold_batch_norms(g, protected=output_names)
     return prune(g, output_names, keep=input_names)
