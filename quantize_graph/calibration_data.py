@@ -38,17 +38,25 @@ def load_arrays(path, input_names, what):
     `what` names the flag or file in errors."""
     try:
         data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, e))
+    except Exception as e:  # OSError, ValueError, EOFError, pickle and zip errors
+        raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, _first_line(e)))
     if isinstance(data, np.ndarray):
         if len(input_names) != 1:
             raise QuantizeGraphError("%s '%s' is a .npy, which feeds one input, but the graph has %d "
                                      "(%s); use a .npz" % (what, path, len(input_names), ", ".join(input_names)))
         return {input_names[0]: data}
-    missing = [n for n in input_names if n not in data.files]
-    if missing:
-        raise QuantizeGraphError("%s '%s' has no array for input '%s'" % (what, path, missing[0]))
-    return {n: data[n] for n in input_names}
+    with data:
+        missing = [n for n in input_names if n not in data.files]
+        if missing:
+            raise QuantizeGraphError("%s '%s' has no array for input '%s'" % (what, path, missing[0]))
+        try:  # a .npz reads each array when asked: a corrupt member fails only here
+            return {n: data[n] for n in input_names}
+        except Exception as e:
+            raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, _first_line(e)))
+
+
+def _first_line(error):
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def batches(inputs, batch_size):
