@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from quantize_graph.checks import check_calibration_inputs
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.preprocess import list_images, read_image
 
@@ -30,7 +31,9 @@ def load_calibration_inputs(path, input_names, size, preprocessing, progress=Non
             if progress is not None:
                 progress.update(1)
         return {input_names[0]: np.stack(images)}
-    return {n: a[:size] for n, a in load_arrays(path, input_names, "calibration data").items()}
+    arrays = load_arrays(path, input_names, "calibration data")
+    check_calibration_inputs(arrays, {})  # the values; their shapes are checked with the graph
+    return {n: a[:size] for n, a in arrays.items()}
 
 
 def load_arrays(path, input_names, what):

@@ -15,7 +15,7 @@ from quantize_graph import legacy
 from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
 from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
 from quantize_graph.compare import compare_graphs, compare_models, format_errors, random_feeds
-from quantize_graph.cli_checks import check_preprocessing_flags, check_side_output, parse_dims
+from quantize_graph.cli_checks import check_flag_values, check_side_output, parse_dims
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, save_graph_def
 from quantize_graph.graph.model import load_model, node_names
@@ -179,8 +179,11 @@ def _array_names(path, model, input_names):
     or, for a SavedModel, by signature key."""
     keys = [k for k in model.inputs]  # in the order of input_names
     if path.endswith(".npz") and os.path.isfile(path):
-        with np.load(path) as archive:
-            files = set(archive.files)
+        try:
+            with np.load(path) as archive:
+                files = set(archive.files)
+        except Exception:  # unreadable: load_arrays reports it on one line
+            return input_names
         if not set(input_names) <= files and set(keys) <= files:
             return keys
     return input_names
@@ -236,7 +239,7 @@ def _check_paths():
     if FLAGS.calibration_data and not os.path.exists(FLAGS.calibration_data):
         # Before the model is read, which can take long for a big SavedModel.
         raise QuantizeGraphError("calibration data '%s' does not exist" % FLAGS.calibration_data)
-    check_preprocessing_flags(FLAGS)
+    check_flag_values(FLAGS, DEFAULT_KEY)
     for flag in ("report", "ranges_out"):  # before anything is written: all or nothing
         check_side_output(flag, getattr(FLAGS, flag), FLAGS.input, FLAGS.output)
     if _writes_saved_model():

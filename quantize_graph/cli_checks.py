@@ -46,17 +46,33 @@ def _product(dims):
     return total
 
 
-def check_preprocessing_flags(flags):
-    """The calibration-image flags, which only the CLI has."""
+_FLOAT32_MAX = 3.4028234e38
+
+
+def check_flag_values(flags, default_signature):
+    """Flag values the pipeline would only see with calibration data (or a SavedModel):
+    checked always, so that a bad value is never silently ignored."""
+    if flags.signature_def != default_signature and flags.input and not os.path.isdir(flags.input):
+        raise QuantizeGraphError("--signature_def only applies to a SavedModel --input; '%s' is "
+                                 "a GraphDef file" % flags.input)
     if flags.calibration_size < 1:
         raise QuantizeGraphError("--calibration_size must be at least 1, got %d" % flags.calibration_size)
     for name in ("input_height", "input_width"):
         value = getattr(flags, name)
         if value is not None and not 1 <= value <= 2 ** 14:
             raise QuantizeGraphError("--%s must be between 1 and 16384, got %d" % (name, value))
-    if not math.isfinite(flags.input_mean):
-        raise QuantizeGraphError("--input_mean must be finite, got %g" % flags.input_mean)
-    if not (math.isfinite(flags.input_std) and flags.input_std != 0):
-        raise QuantizeGraphError("--input_std must be finite and not 0, got %g" % flags.input_std)
+    if not abs(flags.input_mean) <= _FLOAT32_MAX:  # the images are float32
+        raise QuantizeGraphError("--input_mean must be a finite float32, got %g" % flags.input_mean)
+    if not (abs(flags.input_std) <= _FLOAT32_MAX and abs(flags.input_std) >= 1e-30):
+        raise QuantizeGraphError("--input_std must be a finite float32 and not 0, got %g" % flags.input_std)
     if not 0 < flags.crop_fraction <= 1:
         raise QuantizeGraphError("--crop_fraction must be in (0, 1], got %g" % flags.crop_fraction)
+    if not 0 < flags.calibration_percentile <= 100:
+        raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g"
+                                 % flags.calibration_percentile)
+    if flags.max_relative_error is not None and not 0 < flags.max_relative_error < math.inf:
+        raise QuantizeGraphError("--max_relative_error must be a finite number above 0, got %g"
+                                 % flags.max_relative_error)
+    if flags.min_top1_agreement is not None and not 0 <= flags.min_top1_agreement <= 1:
+        raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
+                                 % flags.min_top1_agreement)
