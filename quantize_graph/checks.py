@@ -77,8 +77,9 @@ def check_option_values(options):
     if not 0 < options.calibration_percentile <= 100:
         raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g"
                                  % options.calibration_percentile)
-    if options.max_relative_error is not None and not 0 < options.max_relative_error < math.inf:
-        raise QuantizeGraphError("--max_relative_error must be above 0, got %g" % options.max_relative_error)
+    # A negative goal is allowed: it cannot be met, which the fallback reports after trying.
+    if options.max_relative_error is not None and math.isnan(options.max_relative_error):
+        raise QuantizeGraphError("--max_relative_error must be a number, got nan")
     if options.min_top1_agreement is not None and not 0 <= options.min_top1_agreement <= 1:
         raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
                                  % options.min_top1_agreement)

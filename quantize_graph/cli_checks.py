@@ -52,9 +52,10 @@ _FLOAT32_MAX = 3.4028234e38
 def check_flag_values(flags, default_signature):
     """Flag values the pipeline would only see with calibration data (or a SavedModel):
     checked always, so that a bad value is never silently ignored."""
-    if flags.signature_def != default_signature and flags.input and not os.path.isdir(flags.input):
-        raise QuantizeGraphError("--signature_def only applies to a SavedModel --input; '%s' is "
-                                 "a GraphDef file" % flags.input)
+    models = [p for p in (flags.input, flags.compare) if p]
+    if flags.signature_def != default_signature and models and not any(map(os.path.isdir, models)):
+        raise QuantizeGraphError("--signature_def only applies to a SavedModel (--input or "
+                                 "--compare); '%s' is a GraphDef file" % flags.input)
     if flags.calibration_size < 1:
         raise QuantizeGraphError("--calibration_size must be at least 1, got %d" % flags.calibration_size)
     for name in ("input_height", "input_width"):
@@ -70,9 +71,8 @@ def check_flag_values(flags, default_signature):
     if not 0 < flags.calibration_percentile <= 100:
         raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g"
                                  % flags.calibration_percentile)
-    if flags.max_relative_error is not None and not 0 < flags.max_relative_error < math.inf:
-        raise QuantizeGraphError("--max_relative_error must be a finite number above 0, got %g"
-                                 % flags.max_relative_error)
+    if flags.max_relative_error is not None and math.isnan(flags.max_relative_error):
+        raise QuantizeGraphError("--max_relative_error must be a number, got nan")
     if flags.min_top1_agreement is not None and not 0 <= flags.min_top1_agreement <= 1:
         raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
                                  % flags.min_top1_agreement)

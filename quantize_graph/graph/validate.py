@@ -51,11 +51,9 @@ def _check_op_types(graph_def):
 
 
 def _all_op_names():
-    from tensorflow.python.framework import op_def_registry
-    try:
-        return sorted(op_def_registry._registered_ops)  # pylint: disable=protected-access
-    except AttributeError:  # the registry's internals vary between TF versions
-        return []
+    """Op names to suggest: tf.raw_ops has one wrapper per registered op."""
+    import tensorflow as tf
+    return [name for name in dir(tf.raw_ops) if name[:1].isupper()]
 
 
 def _load_qg_ops():
