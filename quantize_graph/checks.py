@@ -109,7 +109,7 @@ def check_excluded_nodes(index, names):
     index.require(list(names), "excluded node")
 
 
-def check_calibration_inputs(inputs, placeholder_shapes):
+def check_calibration_inputs(inputs, placeholder_shapes, what="calibration input"):
     """Each array: a real number per value (no complex, object or string data), finite, one
     example at least, and the input's rank and non-batch sizes.
 
@@ -120,21 +120,21 @@ def check_calibration_inputs(inputs, placeholder_shapes):
             try:
                 array = np.asarray(array)
             except Exception:
-                raise QuantizeGraphError("calibration input '%s' is not an array" % name)
+                raise QuantizeGraphError("%s '%s' is not an array" % (what, name))
         kind = array.dtype.kind
         if kind not in "iuf":
-            raise QuantizeGraphError("calibration input '%s' holds %s values; it needs real numbers"
-                                     % (name, array.dtype))
+            raise QuantizeGraphError("%s '%s' holds %s values; it needs real numbers"
+                                     % (what, name, array.dtype))
         if array.ndim == 0 or len(array) == 0:
-            raise QuantizeGraphError("calibration input '%s' holds no examples (shape %s)"
-                                     % (name, list(array.shape)))
+            raise QuantizeGraphError("%s '%s' holds no examples (shape %s)"
+                                     % (what, name, list(array.shape)))
         if kind == "f" and not np.isfinite(array).all():
-            raise QuantizeGraphError("calibration input '%s' holds %d NaN or Inf values"
-                                     % (name, int((~np.isfinite(array)).sum())))
+            raise QuantizeGraphError("%s '%s' holds %d NaN or Inf values"
+                                     % (what, name, int((~np.isfinite(array)).sum())))
         shape = (placeholder_shapes.get(name) or (None, None))[0]
         if shape is not None and (len(shape) != array.ndim or any(
                 d is not None and d != a for d, a in zip(shape[1:], array.shape[1:]))):
             raise QuantizeGraphError(
-                "calibration input '%s' has shape %s but the graph expects %s (any batch size)"
-                % (name, ",".join(map(str, array.shape)),
+                "%s '%s' has shape %s but the graph expects %s (any batch size)"
+                % (what, name, ",".join(map(str, array.shape)),
                    ",".join("?" if d is None else str(d) for d in shape)))

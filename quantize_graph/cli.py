@@ -15,6 +15,7 @@ from quantize_graph import legacy
 from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
 from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
 from quantize_graph.compare import compare_graphs, compare_models, format_errors, random_feeds
+from quantize_graph.checks import check_calibration_inputs
 from quantize_graph.cli_checks import check_flag_values, check_side_output, parse_dims
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, save_graph_def
@@ -339,6 +340,7 @@ def _load_test_input(path, model, input_names):
     """A .npy, or a .npz keyed by input node name or signature key."""
     names = _array_names(path, model, input_names)
     data = load_arrays(path, names, "--test_input")
+    check_calibration_inputs(data, {}, "--test_input array")  # values; shapes are checked later
     return {n: data[k] for n, k in zip(input_names, names)}
 
 

@@ -111,7 +111,7 @@ def base_graph(tmp_path_factory):
 def test_mutated_graphs(tmp_path):
     rng = np.random.default_rng(SEED)
     outcomes = []
-    for i, (label, graph, inp, out) in enumerate(graph_mutants(rng, 40 * SCALE)):
+    for i, (label, graph, inp, out) in enumerate(graph_mutants(rng, 80 * SCALE)):
         folder = tmp_path / str(i)
         folder.mkdir()
         path = folder / "in.pb"
