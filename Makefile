@@ -7,7 +7,7 @@ PIP := $(VENV_PYTHON) -m pip --disable-pip-version-check --no-input -q
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup kernels gemm-check demo test bench clean distclean
+.PHONY: setup kernels gemm-check demo test fuzz bench clean distclean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ bench: $(STAMP)
 
 test: $(STAMP) kernels
 	$(VENV_PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+# tests/test_fuzz.py with ten times the CI's seeded cases (QG_FUZZ_SEED picks another seed).
+fuzz: $(STAMP) kernels
+	QG_FUZZ_SCALE=10 $(VENV_PYTHON) -m pytest -q -s tests/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf .cache/demo build dist .pytest_cache

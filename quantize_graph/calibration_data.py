@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from quantize_graph.checks import check_calibration_inputs
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.preprocess import list_images, read_image
 
@@ -30,7 +31,9 @@ def load_calibration_inputs(path, input_names, size, preprocessing, progress=Non
             if progress is not None:
                 progress.update(1)
         return {input_names[0]: np.stack(images)}
-    return {n: a[:size] for n, a in load_arrays(path, input_names, "calibration data").items()}
+    arrays = load_arrays(path, input_names, "calibration data")
+    check_calibration_inputs(arrays, {})  # the values; their shapes are checked with the graph
+    return {n: a[:size] for n, a in arrays.items()}
 
 
 def load_arrays(path, input_names, what):
@@ -38,17 +41,25 @@ def load_arrays(path, input_names, what):
     `what` names the flag or file in errors."""
     try:
         data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, e))
+    except Exception as e:  # OSError, ValueError, EOFError, pickle and zip errors
+        raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, _first_line(e)))
     if isinstance(data, np.ndarray):
         if len(input_names) != 1:
             raise QuantizeGraphError("%s '%s' is a .npy, which feeds one input, but the graph has %d "
                                      "(%s); use a .npz" % (what, path, len(input_names), ", ".join(input_names)))
         return {input_names[0]: data}
-    missing = [n for n in input_names if n not in data.files]
-    if missing:
-        raise QuantizeGraphError("%s '%s' has no array for input '%s'" % (what, path, missing[0]))
-    return {n: data[n] for n in input_names}
+    with data:
+        missing = [n for n in input_names if n not in data.files]
+        if missing:
+            raise QuantizeGraphError("%s '%s' has no array for input '%s'" % (what, path, missing[0]))
+        try:  # a .npz reads each array when asked: a corrupt member fails only here
+            return {n: data[n] for n in input_names}
+        except Exception as e:
+            raise QuantizeGraphError("cannot read %s '%s': %s" % (what, path, _first_line(e)))
+
+
+def _first_line(error):
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def batches(inputs, batch_size):

@@ -17,6 +17,8 @@ from quantize_graph.calibrate import fingerprint, load_ranges, save_ranges
 from quantize_graph.calibration_data import DEFAULT_CROP, Preprocessing, load_arrays, load_calibration_inputs
 from quantize_graph.cpu_bf16 import warn_if_emulated
 from quantize_graph.compare import compare_graphs, compare_models, format_errors, random_feeds
+from quantize_graph.checks import check_calibration_inputs
+from quantize_graph.cli_checks import check_flag_values, check_side_output, parse_dims
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path, save_graph_def
 from quantize_graph.graph.model import load_model, node_names
@@ -190,8 +192,11 @@ def _array_names(path, model, input_names):
     or, for a SavedModel, by signature key."""
     keys = [k for k in model.inputs]  # in the order of input_names
     if path.endswith(".npz") and os.path.isfile(path):
-        with np.load(path) as archive:
-            files = set(archive.files)
+        try:
+            with np.load(path) as archive:
+                files = set(archive.files)
+        except Exception:  # unreadable: load_arrays reports it on one line
+            return input_names
         if not set(input_names) <= files and set(keys) <= files:
             return keys
     return input_names
@@ -249,6 +254,9 @@ def _check_paths():
     if FLAGS.calibration_data and not os.path.exists(FLAGS.calibration_data):
         # Before the model is read, which can take long for a big SavedModel.
         raise QuantizeGraphError("calibration data '%s' does not exist" % FLAGS.calibration_data)
+    check_flag_values(FLAGS, DEFAULT_KEY)
+    for flag in ("report", "ranges_out"):  # before anything is written: all or nothing
+        check_side_output(flag, getattr(FLAGS, flag), FLAGS.input, FLAGS.output)
     if _writes_saved_model():
         if FLAGS.quantized_input:
             raise QuantizeGraphError("--quantized_input makes the inputs quint8, which breaks the "
@@ -346,11 +354,7 @@ def _test_feeds(model, input_names):
         if len(specs) != len(input_names):
             raise QuantizeGraphError("--test_input_dims gives %d shapes for %d inputs (%s)" % (
                 len(specs), len(input_names), ", ".join(input_names)))
-        try:
-            dims = [[int(d) for d in s.split(",")] for s in specs]
-        except ValueError:
-            raise QuantizeGraphError("--test_input_dims must be comma-separated integers, got '%s'"
-                                     % FLAGS.test_input_dims)
+        dims = parse_dims(FLAGS.test_input_dims)
         return random_feeds(graph_def, input_names, dims)
     raise QuantizeGraphError("mode test needs --test_input or --test_input_dims")
 
@@ -369,6 +373,7 @@ def _load_test_input(path, model, input_names):
     """A .npy, or a .npz keyed by input node name or signature key."""
     names = _array_names(path, model, input_names)
     data = load_arrays(path, names, "--test_input")
+    check_calibration_inputs(data, {}, "--test_input array")  # values; shapes are checked later
     return {n: data[k] for n, k in zip(input_names, names)}
 
 
@@ -415,6 +420,11 @@ def _main_with_errors(argv):
         main(argv)
     except QuantizeGraphError as e:
         _fail(e)
+    except Exception as e:  # a case no check foresaw: still one line, and how to see more
+        if os.environ.get("QG_TRACEBACK"):
+            raise
+        _fail("internal error (%s: %s); rerun with QG_TRACEBACK=1 for the traceback and "
+              "please report it" % (type(e).__name__, e))
 
 
 def run():

@@ -76,7 +76,9 @@ class GraphRewriter:
             strip_redundant_quantization=FLAGS.strip_redundant_quantization,
             quantized_input_range=self.input_range,
             fallback_range=tuple(self.fallback_quantization_range)
-            if self.fallback_quantization_range else None)
+            if self.fallback_quantization_range else None,
+            # The original's graphs: its legacy ops, constant inputs quantized up front.
+            target="reference", fold_constants=False)
         self.output_graph, _ = run_pipeline(self.input_graph, output_node_names, options)
         return self.output_graph
 

@@ -8,7 +8,12 @@ import dataclasses
 import math
 
 from quantize_graph.annotate import Decision, annotate
+from tensorflow.core.framework import graph_pb2
+
+from quantize_graph.checks import (check_calibration_inputs, check_excluded_nodes, check_name_list,
+                                   check_option_values)
 from quantize_graph.errors import QuantizeGraphError
+from quantize_graph.graph.validate import validate_graph_def
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input
 from quantize_graph.graph.names import strip_output_names
@@ -72,6 +77,8 @@ class Options:
     # eightbit: the layers kept out of int8 (accuracy fallback, --excluded_*) run in bfloat16
     # instead of float32: passes/bfloat16.py.
     bfloat16_fallback: bool = False
+    # Fold constant subgraphs before quantizing (off for the original module's GraphRewriter).
+    fold_constants: bool = True
 
 
 @dataclasses.dataclass
@@ -117,12 +124,13 @@ def graph_placeholders(graph_def):
 
 
 def validate_options(options):
+    if not isinstance(options, Options):
+        raise QuantizeGraphError("options must be a pipeline.Options, got %s" % type(options).__name__)
+    check_option_values(options)
     if options.mode not in MODES:
         raise QuantizeGraphError("unknown mode '%s'; expected one of %s" % (options.mode, ", ".join(MODES)))
     if options.target not in TARGETS:
         raise QuantizeGraphError("unknown target '%s'; expected one of %s" % (options.target, ", ".join(TARGETS)))
-    if not 1 <= options.bitdepth <= 16:
-        raise QuantizeGraphError("--bitdepth must be between 1 and 16, got %d" % options.bitdepth)
     if options.mode == "eightbit" and options.bitdepth != 8:
         raise QuantizeGraphError("mode eightbit needs --bitdepth=8 (got %d)" % options.bitdepth)
     for flag, rng in (("quantized_input", options.quantized_input_range),
@@ -145,6 +153,25 @@ def validate_options(options):
     if options.bfloat16_fallback and options.mode not in ("eightbit", "test"):
         raise QuantizeGraphError("--bfloat16_fallback only applies to mode eightbit "
                                  "(mode bfloat16 puts every layer it can in bfloat16)")
+
+
+def check_graph_def_type(graph_def):
+    if not isinstance(graph_def, graph_pb2.GraphDef):
+        raise QuantizeGraphError("the graph must be a GraphDef, got %s" % type(graph_def).__name__)
+
+
+def check_inputs(graph_def, inputs, options):
+    """The graph against its op definitions, and the names and arrays given with it."""
+    validate_graph_def(graph_def, options.mode)
+    check_excluded_nodes(GraphIndex(graph_def), options.excluded_nodes)
+    if options.calibration_inputs:
+        unknown = sorted(set(options.calibration_inputs) - set(inputs))
+        missing = [n for n in inputs if n not in options.calibration_inputs]
+        if unknown or missing:
+            raise QuantizeGraphError("calibration inputs must be keyed by the input names (%s); %s"
+                                     % (", ".join(inputs), "'%s' is not one" % unknown[0] if unknown
+                                        else "'%s' is missing" % missing[0]))
+        check_calibration_inputs(options.calibration_inputs, placeholder_shapes(graph_def, inputs))
 
 
 def check_graph(graph_def, output_names, input_names):
@@ -232,8 +259,13 @@ def calibration_batch_size(graph_def, input_names, preferred=8):
 def run_pipeline(graph_def, output_names, options, input_names=None):
     """Returns (quantized GraphDef, Report)."""
     validate_options(options)
+    check_graph_def_type(graph_def)
+    check_name_list(output_names, "output node names")
+    check_name_list(input_names, "input node names", optional=True)
     outputs, inputs = check_graph(graph_def, output_names, input_names)
-    g, moments = prepare_recording_moments(graph_def, inputs, outputs)
+    check_inputs(graph_def, inputs, options)
+    g, moments = prepare_recording_moments(graph_def, inputs, outputs,
+                                            fold=options.fold_constants)
     # Batch-norm statistics are a range source only where nothing better was given.
     statistics = moments if not (options.calibration_inputs or options.ranges is not None) else None
     if options.mode in ("eightbit", "test"):

@@ -157,8 +157,30 @@ inline ::tensorflow::Status ActivationAttr(::tensorflow::OpKernelConstruction* c
   return ::tensorflow::OkStatus();
 }
 
-// Output size and leading padding of one spatial dimension (TF's SAME / VALID).
-inline void OutSize(int64_t in, int k, int stride, int dilation, bool same, int64_t* out,
+// The int32 accumulator is exact while every sum fits: |q - zero_point| <= 255 and |w| <= 128
+// (qint8), so K <= (2^31 - 1) / (255 * 128) = 65,793 taps x channels (kernels/OPS.md). A deeper
+// reduction is refused rather than wrapped into a wrong result.
+constexpr int64_t kMaxReduction = 65793;
+
+inline ::tensorflow::Status CheckReduction(const std::string& op, const char* what, int64_t k) {
+  if (k > kMaxReduction) {
+    return ::tensorflow::errors::InvalidArgument(
+        op, ": ", what, " = ", k, " exceeds ", kMaxReduction,
+        ", the most the int32 accumulator sums exactly");
+  }
+  return ::tensorflow::OkStatus();
+}
+
+// Taps [*lo, *hi) of a window of k taps (stride 1 between taps) starting at input position
+// `start` that fall inside [0, size): a pool then visits only those, however large k is.
+inline void ClipWindow(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
+  *lo = std::min(std::max<int64_t>(-start, 0), k);
+  *hi = std::max(*lo, std::min(k, size - start));
+}
+
+// Output size and leading padding of one spatial dimension (TF's SAME / VALID). k is at most
+// kMaxReduction (checked before) and dilation below 2^31, so nothing here overflows int64.
+inline void OutSize(int64_t in, int64_t k, int stride, int dilation, bool same, int64_t* out,
                     int64_t* pad_before) {
   const int64_t eff = static_cast<int64_t>(k - 1) * dilation + 1;
   if (same) {

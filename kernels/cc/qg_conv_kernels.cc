@@ -77,6 +77,16 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   });
 }
 
+// Whether the int16 kernel's padded copy of the input would be more than 4x the input (plus
+// 1 MiB): dilated windows under SAME padding can ask for padding of about 2^31 pixels.
+bool PaddedTooLarge(const ConvGeometry& g) {
+  const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+  const int64_t limit = 4 * g.n * g.h * g.w * g.c + (int64_t{1} << 20);
+  // Divisions instead of products, which could overflow.
+  return hp > limit || wp > limit / hp || g.n * g.c > limit / (hp * wp);
+}
+
 // The GEMM kernels (conv, MatMul): FusedBase plus their packed [K, N] weights.
 class GemmBase : public FusedBase {
  public:
@@ -108,10 +118,9 @@ class QgQuantizedConv2DOp : public GemmBase {
     }
     const int64_t rows = g.n * g.oh * g.ow;
     if (rows == 0 || cout == 0) return;
+    // kh * kw <= kMaxReduction (Geometry), so this product cannot overflow.
     const int64_t K64 = g.kh * g.kw * g.c;
-    OP_REQUIRES(ctx, K64 < (1 << 30),
-                errors::InvalidArgument(type_string(), ": filter has ", K64,
-                                        " taps x channels; must be below 2^30"));
+    OP_REQUIRES_OK(ctx, CheckReduction(type_string(), "filter taps x input channels", K64));
     if (K64 == 0) {  // no input channels: every accumulator is 0
       std::vector<int32_t> zeros(cout, 0);
       void* out = OutData(args);
@@ -193,6 +202,27 @@ class QgQuantizedConv2DOp : public GemmBase {
           }
         }
       };
+    } else if (PaddedTooLarge(g)) {
+      // The int16 kernel when a padded copy would dwarf the input (a large dilation with
+      // SAME padding pads by up to half the dilated window): each window is widened tap by
+      // tap, taps outside the input are real 0.
+      const int64_t c = g.c, span = g.kw * c;
+      fill = [&, c, span](int64_t r, int16_t* dst) {
+        const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
+        const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const int64_t y = y0 + i * g.dh;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t xx = x0 + j * g.dw;
+            int16_t* d = dst + i * span + j * c;
+            if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
+              std::memset(d, 0, sizeof(int16_t) * c);
+            } else {
+              WidenU8(x + ((b * g.h + y) * g.w + xx) * c, static_cast<int>(c), zp, d);
+            }
+          }
+        }
+      };
     } else {
       // The int16 kernel: the input once more, widened to x - zero_point with the padding
       // around it (real 0), so a row of A is kh (or kh * kw, when dilated) plain copies.
@@ -256,8 +286,7 @@ class QgQuantizedMatMulOp : public GemmBase {
     FusedArgs args;
     if (!Prepare(ctx, N, TensorShape({M, N}), "min_a", "max_a", "b_scale", &args)) return;
     if (M == 0 || N == 0) return;
-    OP_REQUIRES(ctx, K64 < (1 << 30),
-                errors::InvalidArgument(type_string(), ": K = ", K64, " is too large"));
+    OP_REQUIRES_OK(ctx, CheckReduction(type_string(), "K (columns of a)", K64));
     const int K = static_cast<int>(K64);
     void* out = OutData(args);
     const Epilogue& epi = args.epi;

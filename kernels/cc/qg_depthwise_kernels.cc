@@ -188,7 +188,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
     }
     const int64_t rows = g.n * g.oh * g.ow;
     if (rows == 0 || cout == 0) return;
-    const int64_t taps = g.kh * g.kw;
+    const int64_t taps = g.kh * g.kw;  // <= kMaxReduction (Geometry)
     const bool simd = mult == 1 && SelectedPath() != CpuPath::kPortable;
     auto w = weights_.Get(f, {taps, g.c, mult, simd}, constant_weights_,
                           [&](const int8_t* bytes, DwWeights* out) {

@@ -178,6 +178,10 @@ class ConvAttrs {
     QG_REQUIRES(ctx, false, f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
                           errors::InvalidArgument(op, ": filter window is empty: ",
                                                   f.shape().DebugString()));
+    // The window's taps bound every size computed below (and the accumulator's depth).
+    QG_REQUIRES_OK(ctx, false, CheckReduction(op, "filter height x width",
+                                              std::min(f.dim_size(0), kMaxReduction + 1) *
+                                                  std::min(f.dim_size(1), kMaxReduction + 1)));
     g->n = x.dim_size(0);
     g->h = x.dim_size(1);
     g->w = x.dim_size(2);

@@ -20,6 +20,9 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace errors = ::tensorflow::errors;
 
+// An average pool sums a window's bytes in int32: 255 * 8,421,504 < 2^31.
+constexpr int64_t kMaxPoolTaps = 8421504;
+
 template <bool kMax>
 class QgPoolOp : public OpKernel {
  public:
@@ -51,6 +54,12 @@ class QgPoolOp : public OpKernel {
     OP_REQUIRES_OK(ctx, EchoRange(ctx, r));
     const int64_t rows = n * oh * ow;
     if (rows == 0 || c == 0) return;
+    // What a window really reads: clipped to the input (ksize may be 2^31 - 1).
+    const int64_t eh = std::min<int64_t>(kh_, h), ew = std::min<int64_t>(kw_, w);
+    OP_REQUIRES(ctx, kMax || eh * ew <= kMaxPoolTaps,
+                errors::InvalidArgument(type_string(), ": a window reads up to ", eh * ew,
+                                        " pixels; at most ", kMaxPoolTaps,
+                                        " keep the int32 sums exact"));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
     uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -63,7 +72,8 @@ class QgPoolOp : public OpKernel {
       // One unit is one output row: the vertical pass reads kh input rows, the horizontal
       // one kw columns per pixel.
       ::tensorflow::Shard(workers->NumThreads(), workers, n * oh,
-                          (kh_ * sw_ + kw_) * ow * c, [&](int64_t s0, int64_t s1) {
+                          (eh * std::min<int64_t>(sw_, w) + ew) * ow * c,
+                          [&](int64_t s0, int64_t s1) {
                             if (kMax) {
                               MaxPoolRowsAvx2(s, x, y, s0, s1);
                             } else {
@@ -73,18 +83,20 @@ class QgPoolOp : public OpKernel {
       return;
     }
     ::tensorflow::Shard(
-        workers->NumThreads(), workers, rows, kh_ * kw_ * c, [&](int64_t s, int64_t e) {
+        workers->NumThreads(), workers, rows, eh * ew * c, [&](int64_t s, int64_t e) {
           std::vector<int32_t> acc(c);
           for (int64_t row = s; row < e; ++row) {
             const int64_t ox = row % ow, t = row / ow, oy = t % oh, b = t / oh;
             std::fill(acc.begin(), acc.end(), 0);
             int count = 0;
-            for (int64_t i = 0; i < kh_; ++i) {
+            // Only the taps inside the input: padding never counts.
+            int64_t i0, i1, j0, j1;
+            ClipWindow(oy * sh_ - ph, kh_, h, &i0, &i1);
+            ClipWindow(ox * sw_ - pw, kw_, w, &j0, &j1);
+            for (int64_t i = i0; i < i1; ++i) {
               const int64_t yy = oy * sh_ - ph + i;
-              if (yy < 0 || yy >= h) continue;  // padding never counts
-              for (int64_t j = 0; j < kw_; ++j) {
+              for (int64_t j = j0; j < j1; ++j) {
                 const int64_t xx = ox * sw_ - pw + j;
-                if (xx < 0 || xx >= w) continue;
                 const uint8_t* p = x + ((b * h + yy) * w + xx) * c;
                 ++count;
                 if (kMax) {

@@ -6,17 +6,20 @@ from quantize_graph.passes.prune import prune
 from quantize_graph.passes.strip_training import strip_training_nodes
 
 
-def prepare(graph_def, input_names, output_names):
-    return prepare_recording_moments(graph_def, input_names, output_names)[0]
+def prepare(graph_def, input_names, output_names, fold=True):
+    return prepare_recording_moments(graph_def, input_names, output_names, fold)[0]
 
 
-def prepare_recording_moments(graph_def, input_names, output_names):
+def prepare_recording_moments(graph_def, input_names, output_names, fold=True):
     """(prepared graph, {batch norm output name: ChannelMoments}): the batch norms' output
-    statistics are read before constant folding merges their parameters."""
+    statistics are read before constant folding merges their parameters. `fold=False` keeps
+    constant subgraphs (the original module's GraphRewriter quantized them, Consts stored as
+    quint8, instead of folding them into one float Const)."""
     protected = list(input_names) + list(output_names)
     g = strip_training_nodes(graph_def, protected)
     g = prune(g, output_names, keep=input_names)
     moments = batch_norm_moments(g)
-    g = fold_constants(g, protected=output_names)
+    if fold:
+        g = fold_constants(g, protected=output_names)
     g = fold_batch_norms(g, protected=output_names)
     return prune(g, output_names, keep=input_names), moments

@@ -24,6 +24,7 @@ from quantize_graph.weights import weight_range
 _FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
 # The part of its input's range an activation keeps: (low, high or None for unbounded).
 ACTIVATION_RANGES = {"Relu": (0.0, None), "Relu6": (0.0, 6.0)}
+FALLBACK_NAMES = ("fallback_quantization_min_value", "fallback_quantization_max_value")
 
 
 def fake_quant_range(node, index):
@@ -51,6 +52,7 @@ class ReferenceLowering:
         self.ranges = ranges or {}
         self.new_nodes = []
         self._weights = {}  # float Const name -> (q, min, max) names, shared by readers
+        self._fallback_consts = None
 
     def lower(self, quantize_names):
         """Returns the new GraphDef with every node in `quantize_names` lowered."""
@@ -92,9 +94,7 @@ class ReferenceLowering:
             fixed = self.ranges.get(canonical_input(inp), self.fallback_range)
             fixed = clamp_range(fixed, ACTIVATION_RANGES.get(node.op))
         if fixed is not None:
-            fixed = nudge_range(*fixed)
-            lo = self.const("%s_eightbit_min_%s" % (node.name, tag), fixed[0])
-            hi = self.const("%s_eightbit_max_%s" % (node.name, tag), fixed[1])
+            lo, hi = self._range_consts(nudge_range(*fixed), "%s_eightbit_%%s_%s" % (node.name, tag))
         else:
             lo, hi = self._measured_range(node, inp, tag)
             keep = ACTIVATION_RANGES.get(node.op)
@@ -105,6 +105,16 @@ class ReferenceLowering:
         q = self.emit("QuantizeV2", node, "quantize_" + tag, [inp, lo, hi], types={"T": "quint8"})
         set_attr_string(q, "mode", self.mode.encode())
         return q.name, tensor_name(q.name, 1), tensor_name(q.name, 2)
+
+    def _range_consts(self, fixed, pattern):
+        """(min, max) Const names for a fixed range; the fallback range itself is one shared
+        pair named as the original tool named it (fallback_quantization_min/max_value)."""
+        if self.fallback_range is not None and fixed == nudge_range(*self.fallback_range):
+            if self._fallback_consts is None:
+                self._fallback_consts = (self.const(FALLBACK_NAMES[0], fixed[0]),
+                                         self.const(FALLBACK_NAMES[1], fixed[1]))
+            return self._fallback_consts
+        return self.const(pattern % "min", fixed[0]), self.const(pattern % "max", fixed[1])
 
     def _nudged(self, node, tag, lo, hi):
         """Run-time version of nudge_range: four scalar ops on the measured range."""
@@ -148,7 +158,7 @@ class ReferenceLowering:
         """
         src = self.index.get(node.input[1])
         if (src is None or src.op != "Const" or split_input(node.input[1])[1] != 0
-                or not self._readers_are_float(node)):
+                or not self._exact_float_result(node)):
             return self.quantize_input(node, node.input[1]) + (None,)
         values = const_value(src).astype(np.float64)
         other = tuple(a for a in range(values.ndim) if a != axis)
@@ -163,6 +173,15 @@ class ReferenceLowering:
         self.new_nodes.append(q_node)
         return (q_node.name, self.const(base + "_min", qmin), self.const(base + "_max", qmax),
                 self.const(base + "_channel_scale", scale.astype(np.float32)))
+
+    def _exact_float_result(self, node):
+        """Whether the int32 result is dequantized exactly: every reader is float and none is
+        a FakeQuant with a fixed range, whose range the result is narrowed to instead (as the
+        original tool did: QAT graphs then end in one Dequantize)."""
+        readers = self.index.data_consumers(node.name)
+        fixed = any(r.op in _FAKE_QUANT and fake_quant_range(r, self.index) is not None
+                    for r, _ in readers)
+        return self._readers_are_float(node) and not fixed
 
     def _readers_are_float(self, node):
         readers = self.index.data_consumers(node.name)
@@ -185,15 +204,14 @@ class ReferenceLowering:
         instead: narrowing would only add error.
         """
         lo_in, hi_in = tensor_name(result, 1), tensor_name(result, 2)
-        if self._readers_are_float(node):
+        if self._exact_float_result(node):
             self._int32_to_float(node, result, hi_in, channel_scale)
             return
         assert channel_scale is None, "rescaled weights need a float result"
         fixed = self._output_range(node)
         if fixed is not None:
             fixed = nudge_range(*clamp_range(fixed, self._reader_activation_range(node)))
-            lo = self.const(node.name + "_eightbit_requant_min", fixed[0])
-            hi = self.const(node.name + "_eightbit_requant_max", fixed[1])
+            lo, hi = self._range_consts(fixed, node.name + "_eightbit_requant_%s")
         else:
             rr = self.emit("RequantizationRange", node, "requant_range", [result, lo_in, hi_in],
                            types={"Tinput": "qint32"})

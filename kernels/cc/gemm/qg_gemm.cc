@@ -114,11 +114,15 @@ void MicroPortable(const int16_t* a, int lda, const int16_t* b, int kpairs, int3
   int32_t acc[kMR][kNR];
   for (int r = 0; r < kMR; ++r)
     for (int n = 0; n < kNR; ++n) acc[r][n] = accumulate ? c[r * ldc + n] : 0;
-  for (int k = 0; k < kpairs; ++k) {
-    const int16_t* bk = b + 2 * kNR * k;
-    for (int r = 0; r < kMR; ++r) {
-      const int32_t a0 = a[r * lda + 2 * k], a1 = a[r * lda + 2 * k + 1];
-      for (int n = 0; n < kNR; ++n) acc[r][n] += a0 * bk[2 * n] + a1 * bk[2 * n + 1];
+  // Row by row with its own pointer (size_t offsets): indexing a[r * lda + 2 * k] inside the
+  // k loop let GCC's vectorizer read past the kMR rows for large lda (SIGSEGV at K = 65,000).
+  for (int r = 0; r < kMR; ++r) {
+    const int16_t* ar = a + static_cast<size_t>(r) * lda;
+    int32_t* accr = acc[r];
+    for (int k = 0; k < kpairs; ++k) {
+      const int16_t* bk = b + static_cast<size_t>(2 * kNR) * k;
+      const int32_t a0 = ar[2 * k], a1 = ar[2 * k + 1];
+      for (int n = 0; n < kNR; ++n) accr[n] += a0 * bk[2 * n] + a1 * bk[2 * n + 1];
     }
   }
   for (int r = 0; r < kMR; ++r)
