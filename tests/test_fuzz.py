@@ -74,6 +74,14 @@ def _runs(graph_def):
         kernels.load()
     rng = np.random.default_rng(0)
     feeds = {}
+    placeholders = [n for n in graph_def.node if n.op == "Placeholder"]
+    if any(n.attr["shape"].shape.unknown_rank or "shape" not in n.attr for n in placeholders):
+        # A mutant without the input's shape is still valid; what to feed it is unknown, so
+        # the written graph is only imported.
+        import tensorflow as tf
+        with tf.Graph().as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+        return
     for node in graph_def.node:
         if node.op == "Placeholder":
             import tensorflow as tf

@@ -29,6 +29,7 @@ def validate_graph_def(graph_def, mode=None):
     """Raises QuantizeGraphError (one line, naming the node) for the first invalid node."""
     _check_op_types(graph_def)
     values = _check_consts(graph_def)
+    _check_window_attrs(graph_def)  # first: a bad window also breaks the shapes after it
     _check_imports(graph_def)
     if mode in QUANTIZING_MODES:
         _check_weights(graph_def, values)
@@ -100,6 +101,24 @@ def _check_imports(graph_def):
             tf.graph_util.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as e:
         raise QuantizeGraphError(_import_error_line(graph_def, str(e)))
+
+
+# NHWC ops whose strides / ksize / dilations TF's shape functions accept with a batch or
+# channel entry other than 1, although their CPU kernels refuse it at run time.
+_WINDOW_OPS = {"Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool"}
+_WINDOW_ATTRS = ("strides", "ksize", "dilations")
+
+
+def _check_window_attrs(graph_def):
+    for node in graph_def.node:
+        if node.op not in _WINDOW_OPS or node.attr["data_format"].s not in (b"", b"NHWC"):
+            continue
+        for attr in _WINDOW_ATTRS:
+            values = list(node.attr[attr].list.i) if attr in node.attr else []
+            if len(values) == 4 and (values[0] != 1 or values[3] != 1):
+                raise QuantizeGraphError(
+                    "node '%s' (%s) is invalid: %s %s must be 1 in the batch and channel "
+                    "positions" % (node.name, node.op, attr, values))
 
 
 def _import_error_line(graph_def, message):
