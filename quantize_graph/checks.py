@@ -78,17 +78,22 @@ def check_option_values(options):
                       ("quantized_fallback", options.fallback_range)):
         if rng is not None and not all(math.isfinite(v) for v in rng):
             raise QuantizeGraphError("--%s_min/max must be finite, got %g, %g" % (flag, rng[0], rng[1]))
-    if not 0 < options.calibration_percentile <= 100:
-        raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g"
-                                 % options.calibration_percentile)
-    # A negative goal is allowed: it cannot be met, which the fallback reports after trying.
-    if options.max_relative_error is not None and math.isnan(options.max_relative_error):
-        raise QuantizeGraphError("--max_relative_error must be a number, got nan")
-    if options.min_top1_agreement is not None and not 0 <= options.min_top1_agreement <= 1:
-        raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
-                                 % options.min_top1_agreement)
+    check_calibration_settings(options.calibration_percentile, options.max_relative_error,
+                               options.min_top1_agreement)
     if options.ranges is not None:
         check_ranges(options.ranges)
+
+
+def check_calibration_settings(percentile, max_relative_error, min_top1_agreement):
+    """The values of --calibration_percentile and the accuracy goals (options and flags alike)."""
+    if not 0 < percentile <= 100:
+        raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g" % percentile)
+    # A negative goal is allowed: it cannot be met, which the fallback reports after trying.
+    if max_relative_error is not None and math.isnan(max_relative_error):
+        raise QuantizeGraphError("--max_relative_error must be a number, got nan")
+    if min_top1_agreement is not None and not 0 <= min_top1_agreement <= 1:
+        raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
+                                 % min_top1_agreement)
 
 
 def check_name_list(value, what, optional=False):

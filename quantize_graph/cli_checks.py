@@ -1,8 +1,8 @@
 """Checks of command-line values that name files or shapes, done before anything is read or
 written, each failing with one line that names the flag."""
-import math
 import os
 
+from quantize_graph.checks import check_calibration_settings
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.io import check_output_path
 
@@ -68,11 +68,5 @@ def check_flag_values(flags, default_signature):
         raise QuantizeGraphError("--input_std must be a finite float32 and not 0, got %g" % flags.input_std)
     if not 0 < flags.crop_fraction <= 1:
         raise QuantizeGraphError("--crop_fraction must be in (0, 1], got %g" % flags.crop_fraction)
-    if not 0 < flags.calibration_percentile <= 100:
-        raise QuantizeGraphError("--calibration_percentile must be in (0, 100], got %g"
-                                 % flags.calibration_percentile)
-    if flags.max_relative_error is not None and math.isnan(flags.max_relative_error):
-        raise QuantizeGraphError("--max_relative_error must be a number, got nan")
-    if flags.min_top1_agreement is not None and not 0 <= flags.min_top1_agreement <= 1:
-        raise QuantizeGraphError("--min_top1_agreement must be between 0 and 1, got %g"
-                                 % flags.min_top1_agreement)
+    check_calibration_settings(flags.calibration_percentile, flags.max_relative_error,
+                               flags.min_top1_agreement)

@@ -33,7 +33,8 @@ from quantize_graph.passes.bias_correction import bias_corrections, bias_correct
 from quantize_graph.passes.equalize_ranges import equalize_channel_ranges, equalize_with_maxima
 from quantize_graph.passes.shift_input import shift_signed_inputs
 from quantize_graph.passes.bfloat16 import to_bfloat16
-from quantize_graph.targets import WEIGHT_DEQUANTIZERS, lower, range_tensors, refine, resolve_target
+from quantize_graph.targets import (WEIGHT_DEQUANTIZERS, lower, node_range_tensors, range_tensors,
+                                    refine, resolve_target)
 from quantize_graph.targets.reference import fake_quant_range
 from quantize_graph.statistics import ranges as statistics_ranges
 
@@ -101,8 +102,7 @@ class Report:
             return _bfloat16_summary(self)
         if self.mode not in ("eightbit", "test"):
             return "mode %s: done" % self.mode
-        ops = collections.Counter(op for op, _ in self.stayed_float.values())
-        listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
+        listed = _listed_ops(self.stayed_float)
         bf16 = sum(why.endswith(BFLOAT16_FALLBACK_NOTE) for _, why in self.stayed_float.values())
         lines = ["%d ops quantized (target %s); %d ops stay float%s%s" % (
             len(self.quantized), self.target, len(self.stayed_float),
@@ -112,9 +112,14 @@ class Report:
         return "\n".join(lines + list(self.notes))
 
 
+def _listed_ops(stayed_float):
+    """'Conv2D x2, Softmax x1' for {name: (op, why)}."""
+    ops = collections.Counter(op for op, _ in stayed_float.values())
+    return ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
+
+
 def _bfloat16_summary(report):
-    ops = collections.Counter(op for op, _ in report.stayed_float.values())
-    listed = ", ".join("%s x%d" % (op, n) for op, n in sorted(ops.items()))
+    listed = _listed_ops(report.stayed_float)
     return "%d ops in bfloat16; %d ops stay float32%s" % (
         len(report.quantized), len(report.stayed_float), (": " + listed) if listed else "")
 
@@ -433,10 +438,11 @@ def _without_ranges(g, decision, report, inputs, options):
     the propagation has no rule for): nodes that need a range it lacks stay float."""
     if options.fallback_range is not None:
         return decision  # the fallback range fills the gaps
+    index = GraphIndex(g)
     chosen = Decision(set(decision.quantized), dict(decision.float_reasons))
     reads_input = False
     for name in sorted(decision.quantized):
-        missing = [t for t in range_tensors(g, [name]) if t not in report.ranges]
+        missing = [t for t in node_range_tensors(index, name) if t not in report.ranges]
         if not missing:
             continue
         chosen.quantized.discard(name)

@@ -73,26 +73,27 @@ def uniform_stats(lo, hi):
                        np.array([float(lo)]), np.array([float(hi)]))
 
 
-def propagate(graph_def, bn_moments, input_stats, k):
+def propagate(graph_def, bn_moments, input_stats, k, shapes=None):
     """{tensor name: TensorStats} for the port-0 outputs the rules reach.
 
     bn_moments: {node name: batch_norm.ChannelMoments}; input_stats: {input node name:
     TensorStats}; k: range half-width in standard deviations, a number or a function of the
     tensor's depth (conv/depthwise/matmul layers on the longest path from an input).
+    shapes: static_shapes(graph_def), when the caller already has them.
     """
-    return _Propagation(graph_def, bn_moments, input_stats, k).run()
+    return _Propagation(graph_def, bn_moments, input_stats, k, shapes).run()
 
 
 class _Propagation:
 
-    def __init__(self, graph_def, bn_moments, input_stats, k):
+    def __init__(self, graph_def, bn_moments, input_stats, k, shapes=None):
         self.index = GraphIndex(graph_def)
         self.bn = bn_moments
         self.k_at_depth = k if callable(k) else (lambda depth: k)
         self.k = None  # the current node's
         self.depth = {}
         self.stats = dict(input_stats)
-        self.shapes = _static_shapes(graph_def)
+        self.shapes = static_shapes(graph_def) if shapes is None else shapes
 
     def run(self):
         for name in self.index.topological_order():
@@ -271,16 +272,15 @@ class _Propagation:
             counts = [self._channels(split_input(v)[0]) for v in values]
             if any(c is None for c in counts):
                 return None
-            parts = [p.broadcast(c) for p, c in zip(parts, counts)]
-            return TensorStats(*(np.concatenate([getattr(p, f) for p in parts])
-                                 for f in ("mean", "var", "lo", "hi")))
+            return _joined([p.broadcast(c) for p, c in zip(parts, counts)])
         # Joined along another axis: each channel is a mixture of the parts' channels.
-        merged = [p.collapsed() for p in parts]
-        mean = float(np.mean([m.mean[0] for m in merged]))
-        second = float(np.mean([m.var[0] + m.mean[0] ** 2 for m in merged]))
-        return TensorStats(np.array([mean]), np.array([max(second - mean ** 2, 0.0)]),
-                           np.array([min(m.lo[0] for m in merged)]),
-                           np.array([max(m.hi[0] for m in merged)]))
+        return _joined([p.collapsed() for p in parts]).collapsed()
+
+
+def _joined(parts):
+    """The parts' channels side by side."""
+    return TensorStats(*(np.concatenate([getattr(p, f) for p in parts])
+                         for f in ("mean", "var", "lo", "hi")))
 
 
 def _clipped(x, lo, hi):
@@ -289,7 +289,7 @@ def _clipped(x, lo, hi):
     return TensorStats(mean, var, np.clip(x.lo, lo, hi), np.clip(x.hi, lo, hi))
 
 
-def _static_shapes(graph_def):
+def static_shapes(graph_def):
     """{node name: [dims] of output 0, None where unknown}, from TF's shape inference."""
     graph = tf.Graph()
     with graph.as_default():

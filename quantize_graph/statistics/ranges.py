@@ -17,7 +17,7 @@ import numpy as np
 
 from quantize_graph.graph.names import split_input
 from quantize_graph.statistics.batch_norm import ChannelMoments
-from quantize_graph.statistics.propagate import propagate, uniform_stats
+from quantize_graph.statistics.propagate import propagate, static_shapes, uniform_stats
 
 DEFAULT_K = 4.5       # k deep in the net
 EARLY_EXTRA_K = 8.0   # added at depth 1, decaying ...
@@ -47,8 +47,9 @@ def statistics_ranges(graph_def, bn_moments, tensors, input_names=(), input_rang
     near the input). A tensor is one-sided where its lower end is a hard bound (an
     activation's), the same whatever k: then that k; else TWO_SIDED_K.
     """
-    stats = propagated(graph_def, bn_moments, input_names, input_range, k_at_depth(k))
-    two = propagated(graph_def, bn_moments, input_names, input_range, TWO_SIDED_K)
+    shapes = static_shapes(graph_def)  # one import of the graph for both propagations
+    stats = propagated(graph_def, bn_moments, input_names, input_range, k_at_depth(k), shapes)
+    two = propagated(graph_def, bn_moments, input_names, input_range, TWO_SIDED_K, shapes)
     ranges, sources = {}, {}
     for tensor in tensors:
         name, port, _ = split_input(tensor)
@@ -68,12 +69,12 @@ def k_at_depth(k_deep=DEFAULT_K):
     return lambda depth: k_deep + EARLY_EXTRA_K * math.exp(-max(depth - 1, 0) / EARLY_DEPTH)
 
 
-def propagated(graph_def, bn_moments, input_names=(), input_range=None, k=DEFAULT_K):
+def propagated(graph_def, bn_moments, input_names=(), input_range=None, k=DEFAULT_K, shapes=None):
     """{tensor: TensorStats} of the prepared graph, from the batch norms and the input range."""
     inputs = {}
     if input_range is not None:
         inputs = {name: uniform_stats(*input_range) for name in input_names}
-    return propagate(graph_def, bn_moments, inputs, k)
+    return propagate(graph_def, bn_moments, inputs, k, shapes)
 
 
 def channel_maxima(stats, tensors):

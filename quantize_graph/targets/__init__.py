@@ -56,16 +56,18 @@ def range_tensors(graph_def, quantize_names):
     """The float tensors whose ranges the lowering reads: every non-constant data input of a
     quantized node, and every quantized node's result."""
     index = GraphIndex(graph_def)
-    tensors = set()
-    for name in quantize_names:
-        node = index.nodes[name]
-        tensors.add(name)
-        for inp in node.input:
-            src = index.get(inp)
-            if (not inp.startswith("^") and src is not None and src.op != "Const"
-                    and output_dtype(src, split_input(inp)[1]) == tf.float32):
-                tensors.add(canonical_input(inp))
-    return sorted(tensors)
+    return sorted({t for name in quantize_names for t in node_range_tensors(index, name)})
+
+
+def node_range_tensors(index, name):
+    """The tensors range_tensors reads for one quantized node (index: a GraphIndex)."""
+    tensors = [name]
+    for inp in index.nodes[name].input:
+        src = index.get(inp)
+        if (not inp.startswith("^") and src is not None and src.op != "Const"
+                and output_dtype(src, split_input(inp)[1]) == tf.float32):
+            tensors.append(canonical_input(inp))
+    return tensors
 
 
 def output_dtype(node, port):
