@@ -35,7 +35,7 @@ def offset_input(lowering, head):
         return q, float(q.offset_lo)
     # A qint8 result (conv without activation) is requantized from its float form (the
     # Dequantize named like it): the fused convs take no qint8 input that is exact.
-    rng = lowering.ranges.get(key, lowering.fallback_range)
+    rng = _qint8_grid(lowering.quantized.get(key)) or lowering.ranges.get(key, lowering.fallback_range)
     if rng is None or not rng[1] > rng[0]:
         return None, 0.0
     lo, hi = float(rng[0]), float(rng[1])
@@ -48,6 +48,18 @@ def offset_input(lowering, head):
                              lowering._const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
     lowering.quantized[memo] = result
     return result, lo
+
+
+def _qint8_grid(produced):
+    """[lo, hi] whose 256 codes are the qint8 result's own grid shifted by 128 codes, when the
+    input is a qint8 result over +-M: then each code c becomes c + 128 exactly. Another range
+    puts a second grid over the first: with the calibrated [-M, M], every code near 0 sits on
+    a rounding tie and moves half a step away from 0 (MobileNet-v2's linear bottlenecks: the
+    error added at each expand conv's input 3x plain rounding's)."""
+    if produced is None or produced.dtype != tf.qint8:
+        return None
+    step = float(produced.magnitude) / 127.0
+    return (-128.0 * step, 127.0 * step)
 
 
 def offset_bias(codes, w_max, lo):
