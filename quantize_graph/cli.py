@@ -31,6 +31,7 @@ from quantize_graph.pipeline import (MODES, Options, calibration_batch_size, che
 from quantize_graph.progress import ProgressBar
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.sensitivity import format_report
+from quantize_graph.statistics.propagate import static_shapes
 from quantize_graph.statistics.ranges import image_input_range
 from quantize_graph.serving import for_serving, server_requirements
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
@@ -180,7 +181,10 @@ def _save(result, model, report):
 
 def _preprocessing(graph_def, input_names):
     """How images become inputs: the flags, with the input's static size as default."""
-    shape = placeholder_shapes(graph_def, input_names[:1])[input_names[0]][0] or [None] * 4
+    shape = placeholder_shapes(graph_def, input_names[:1])[input_names[0]][0]
+    if not shape:  # an inner tensor (the legacy Inception's `Mul`): TF's shape inference
+        shape = static_shapes(graph_def).get(input_names[0])
+    shape = shape or [None] * 4
     height = FLAGS.input_height or (shape[1] if len(shape) == 4 and shape[1] else 224)
     width = FLAGS.input_width or (shape[2] if len(shape) == 4 and shape[2] else 224)
     return Preprocessing(height, width, FLAGS.input_mean, FLAGS.input_std, FLAGS.crop_fraction)

@@ -37,6 +37,7 @@ from quantize_graph.targets import (WEIGHT_DEQUANTIZERS, lower, node_range_tenso
                                     refine, resolve_target)
 from quantize_graph.targets.reference import fake_quant_range
 from quantize_graph.statistics import ranges as statistics_ranges
+from quantize_graph.statistics.propagate import static_shapes
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
@@ -176,7 +177,11 @@ def check_inputs(graph_def, inputs, options):
             raise QuantizeGraphError("calibration inputs must be keyed by the input names (%s); %s"
                                      % (", ".join(inputs), "'%s' is not one" % unknown[0] if unknown
                                         else "'%s' is missing" % missing[0]))
-        check_calibration_inputs(options.calibration_inputs, placeholder_shapes(graph_def, inputs))
+        shapes = placeholder_shapes(graph_def, inputs)
+        if any(shape is None for shape, _ in shapes.values()):  # an inner tensor as the input
+            inferred = static_shapes(graph_def)
+            shapes = {n: (shape or inferred.get(n), dtype) for n, (shape, dtype) in shapes.items()}
+        check_calibration_inputs(options.calibration_inputs, shapes)
 
 
 def check_graph(graph_def, output_names, input_names):

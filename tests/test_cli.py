@@ -267,3 +267,31 @@ def test_console_script_error(inputs, tmp_path):
     r = _subprocess("--input=model.pb", "--output=q.pb", "--output_node_names=softmx", cwd=tmp_path)
     assert_one_line_error(Result(r.returncode, r.stdout, r.stderr), "'softmx'", "did you mean 'softmax'")
     assert snapshot(tmp_path) == before
+
+
+def _graph_with_inner_input(tmp_path):
+    """conv_relu_pool_graph's ops behind `scaled` = input * 1, fed at `scaled` (as the 2015
+    Inception is fed at its inner `Mul`): no Placeholder tells the image size."""
+    import tensorflow as tf
+    graph, _, _ = conv_relu_pool_graph()
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [1, 8, 8, 3], name="image")
+        scaled = tf.multiply(x, 1.0, name="scaled")
+        tf.compat.v1.import_graph_def(graph, input_map={"input:0": scaled}, name="")
+    return write_graph(g.as_graph_def(), tmp_path / "inner.pb")
+
+
+def test_calibration_images_for_an_inner_input_take_its_inferred_size(qg, shared, tmp_path):
+    model = _graph_with_inner_input(tmp_path)
+    common = ["--input=%s" % model, SOFTMAX, "--mode=eightbit", "--input_node_names=scaled",
+              "--calibration_data=%s" % (shared / "images" / "imagenet_samples"), "--calibration_size=4"]
+    result = qg(*common, "--output=%s" % (tmp_path / "q.pb"))
+    assert result.code == 0, result.err  # photos resized to 8x8, not to the default 224
+    # A size that does not fit the tensor is one line naming the input, not a feed error.
+    result = qg(*common, "--output=%s" % (tmp_path / "q2.pb"), "--input_height=16", "--input_width=16")
+    assert result.code == 1 and "Traceback" not in result.err
+    error = [l for l in result.err.splitlines() if not l.startswith("reading calibration data")]
+    assert len(error) == 1 and error[0].startswith("quantize_graph: error: calibration input 'scaled'")
+    assert "16,16,3" in error[0] and "8,8,3" in error[0]
+    assert not (tmp_path / "q2.pb").exists()
