@@ -1,6 +1,7 @@
-// Shared helpers of the Qg CPU kernels: range validation (kernels/OPS.md "Number formats"),
-// attribute checks and the fused epilogue. Every check fails with InvalidArgument naming the
-// input or attribute.
+// Shared helpers of the Qg kernels: range validation (kernels/OPS.md "Number formats"),
+// attribute and shape checks. The CPU kernels, the GPU kernels (*_gpu.cc) and the shape
+// functions (ops/qg_ops.cc) all validate here, so the devices accept the same inputs. Every
+// check fails with InvalidArgument naming the input or attribute.
 #ifndef QG_KERNELS_CC_QG_COMMON_H_
 #define QG_KERNELS_CC_QG_COMMON_H_
 

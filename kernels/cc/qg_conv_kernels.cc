@@ -34,27 +34,6 @@ inline void CopyBytes(void* dst, const void* src, size_t n) {
   for (; i < n; ++i) d[i] = s[i];
 }
 
-// The kh x kw taps of output pixel (b, oy, ox), tap = i * kw + j: inside(tap, pixel) for a
-// tap on input pixel `pixel` (n-h-w index), outside(tap) for one in the padding. The window
-// loop of both kernels, which differ only in what a tap writes (the byte kernel copies bytes
-// and fills zero_point, the int16 one widens to x - zero_point and fills 0).
-template <typename Inside, typename Outside>
-inline void ForEachTap(const ConvGeometry& g, int64_t b, int64_t oy, int64_t ox,
-                       const Inside& inside, const Outside& outside) {
-  const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
-  for (int64_t i = 0; i < g.kh; ++i) {
-    const int64_t y = y0 + i * g.dh;
-    for (int64_t j = 0; j < g.kw; ++j) {
-      const int64_t xx = x0 + j * g.dw;
-      if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
-        outside(i * g.kw + j);
-      } else {
-        inside(i * g.kw + j, (b * g.h + y) * g.w + xx);
-      }
-    }
-  }
-}
-
 // Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
 // ranges when there are few rows, e.g. a matmul with M = 1).
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,

@@ -207,6 +207,27 @@ struct ConvGeometry {
   int sh, sw, dh, dw;
 };
 
+// The kh x kw taps of output pixel (b, oy, ox), tap = i * kw + j: inside(tap, pixel) for a
+// tap on input pixel `pixel` (n-h-w index), outside(tap) for one in the padding. The window
+// loop of the conv's border windows (byte kernel: copy, zero_point outside; int16 kernel:
+// widen to x - zero_point, 0 outside) and of the portable depthwise loop (nothing outside).
+template <typename Inside, typename Outside>
+inline void ForEachTap(const ConvGeometry& g, int64_t b, int64_t oy, int64_t ox,
+                       const Inside& inside, const Outside& outside) {
+  const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    const int64_t y = y0 + i * g.dh;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const int64_t xx = x0 + j * g.dw;
+      if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
+        outside(i * g.kw + j);
+      } else {
+        inside(i * g.kw + j, (b * g.h + y) * g.w + xx);
+      }
+    }
+  }
+}
+
 class ConvAttrs {
  public:
   explicit ConvAttrs(OpKernelConstruction* ctx) {
@@ -286,6 +307,7 @@ using fused_base_internal::ConvGeometry;
 using fused_base_internal::FusedArgs;
 using fused_base_internal::FusedAttrs;
 using fused_base_internal::FusedBase;
+using fused_base_internal::ForEachTap;
 using fused_base_internal::FusedInputs;
 using fused_base_internal::MatMulGeometry;
 using fused_base_internal::ValidateFused;
