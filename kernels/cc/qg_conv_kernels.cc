@@ -180,10 +180,14 @@ class QgQuantizedConv2DOp : public GemmBase {
           }
           return;
         }
+        // Captures by value: the byte stores may alias anything, so what they read through a
+        // reference would be reloaded after every store.
         ForEachTap(
             g, b, oy, ox,
-            [&](int64_t tap, int64_t pixel) { CopyBytes(dst + tap * c, x + pixel * c, c); },
-            [&](int64_t tap) { std::memset(dst + tap * c, fill_byte, c); });
+            [dst, x, c](int64_t tap, int64_t pixel) {
+              CopyBytes(dst + tap * c, x + pixel * c, c);
+            },
+            [dst, c, fill_byte](int64_t tap) { std::memset(dst + tap * c, fill_byte, c); });
       };
       // A run of rows: one division for its first pixel, then steps (divisions per row cost
       // as much as copying a 27-byte window).
@@ -209,10 +213,10 @@ class QgQuantizedConv2DOp : public GemmBase {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
         ForEachTap(
             g, b, oy, ox,
-            [&](int64_t tap, int64_t pixel) {
+            [dst, x, c, zp](int64_t tap, int64_t pixel) {
               WidenU8(x + pixel * c, static_cast<int>(c), zp, dst + tap * c);
             },
-            [&](int64_t tap) { std::memset(dst + tap * c, 0, sizeof(int16_t) * c); });
+            [dst, c](int64_t tap) { std::memset(dst + tap * c, 0, sizeof(int16_t) * c); });
       };
     } else {
       // The int16 kernel: the input once more, widened to x - zero_point with the padding

@@ -274,23 +274,25 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
           for (int64_t r = start; r < limit; ++r) {
             const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
             std::fill(acc.begin(), acc.end(), 0);
-            ForEachTap(
-                g, b, oy, ox,
-                [&](int64_t tap, int64_t pixel) {
-                  const uint8_t* px = x + pixel * g.c;
-                  const int16_t* pw = wp16 + tap * cout;
-                  if (mult == 1) {
-                    for (int64_t c = 0; c < cout; ++c)
-                      acc[c] += (static_cast<int32_t>(px[c]) - zp) * pw[c];
-                  } else {
-                    for (int64_t c = 0; c < g.c; ++c) {
-                      const int32_t v = static_cast<int32_t>(px[c]) - zp;
-                      for (int64_t m = 0; m < mult; ++m)
-                        acc[c * mult + m] += v * pw[c * mult + m];
-                    }
+            for (int64_t i = 0; i < g.kh; ++i) {
+              const int64_t y = oy * g.sh - g.ph + i * g.dh;
+              if (y < 0 || y >= g.h) continue;  // padding contributes real 0
+              for (int64_t j = 0; j < g.kw; ++j) {
+                const int64_t xx = ox * g.sw - g.pw + j * g.dw;
+                if (xx < 0 || xx >= g.w) continue;
+                const uint8_t* px = x + ((b * g.h + y) * g.w + xx) * g.c;
+                const int16_t* pw = wp16 + (i * g.kw + j) * cout;
+                if (mult == 1) {
+                  for (int64_t c = 0; c < cout; ++c)
+                    acc[c] += (static_cast<int32_t>(px[c]) - zp) * pw[c];
+                } else {
+                  for (int64_t c = 0; c < g.c; ++c) {
+                    const int32_t v = static_cast<int32_t>(px[c]) - zp;
+                    for (int64_t m = 0; m < mult; ++m) acc[c * mult + m] += v * pw[c * mult + m];
                   }
-                },
-                [](int64_t) {});  // padding contributes real 0
+                }
+              }
+            }
             epi.Row(acc.data(), 0, static_cast<int>(cout), r * cout, out);
           }
         });

@@ -210,7 +210,8 @@ struct ConvGeometry {
 // The kh x kw taps of output pixel (b, oy, ox), tap = i * kw + j: inside(tap, pixel) for a
 // tap on input pixel `pixel` (n-h-w index), outside(tap) for one in the padding. The window
 // loop of the conv's border windows (byte kernel: copy, zero_point outside; int16 kernel:
-// widen to x - zero_point, 0 outside) and of the portable depthwise loop (nothing outside).
+// widen to x - zero_point, 0 outside). Not the portable depthwise loop: measured 1.4x slower
+// through it (multiplier 2, 28x28x64), it keeps its own loop that skips rows outside.
 template <typename Inside, typename Outside>
 inline void ForEachTap(const ConvGeometry& g, int64_t b, int64_t oy, int64_t ox,
                        const Inside& inside, const Outside& outside) {
