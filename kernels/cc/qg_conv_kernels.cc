@@ -77,11 +77,17 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   });
 }
 
+// Rows (or columns) of the int16 kernel's padded copy of the input: the input with its leading
+// padding, or as far as the last window reaches if that is further.
+int64_t PaddedExtent(int64_t in, int64_t pad, int64_t out, int stride, int64_t k, int dilation) {
+  return std::max(in + pad, (out - 1) * stride + (k - 1) * dilation + 1);
+}
+
 // Whether the int16 kernel's padded copy of the input would be more than 4x the input (plus
 // 1 MiB): dilated windows under SAME padding can ask for padding of about 2^31 pixels.
 bool PaddedTooLarge(const ConvGeometry& g) {
-  const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-  const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+  const int64_t hp = PaddedExtent(g.h, g.ph, g.oh, g.sh, g.kh, g.dh);
+  const int64_t wp = PaddedExtent(g.w, g.pw, g.ow, g.sw, g.kw, g.dw);
   const int64_t limit = 4 * g.n * g.h * g.w * g.c + (int64_t{1} << 20);
   // Divisions instead of products, which could overflow.
   return hp > limit || wp > limit / hp || g.n * g.c > limit / (hp * wp);
@@ -94,7 +100,7 @@ class GemmBase : public FusedBase {
 
  protected:
   std::shared_ptr<const PackedB> PackedWeights(const Tensor& weights, int K, int N) {
-    return cache_.Get(weights, {K, N}, constant_weights_,
+    return cache_.Get(weights, {K, N}, fused_.constant_weights,
                       [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
   }
 
@@ -174,18 +180,14 @@ class QgQuantizedConv2DOp : public GemmBase {
           }
           return;
         }
-        for (int64_t i = 0; i < g.kh; ++i) {
-          const int64_t y = y0 + i * g.dh;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            const int64_t xx = x0 + j * g.dw;
-            uint8_t* d = dst + i * span + j * c;
-            if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
-              std::memset(d, fill_byte, c);
-            } else {
-              CopyBytes(d, image + y * row_stride + xx * c, c);
-            }
-          }
-        }
+        // Captures by value: the byte stores may alias anything, so what they read through a
+        // reference would be reloaded after every store.
+        ForEachTap(
+            g, b, oy, ox,
+            [dst, x, c](int64_t tap, int64_t pixel) {
+              CopyBytes(dst + tap * c, x + pixel * c, c);
+            },
+            [dst, c, fill_byte](int64_t tap) { std::memset(dst + tap * c, fill_byte, c); });
       };
       // A run of rows: one division for its first pixel, then steps (divisions per row cost
       // as much as copying a 27-byte window).
@@ -206,28 +208,21 @@ class QgQuantizedConv2DOp : public GemmBase {
       // The int16 kernel when a padded copy would dwarf the input (a large dilation with
       // SAME padding pads by up to half the dilated window): each window is widened tap by
       // tap, taps outside the input are real 0.
-      const int64_t c = g.c, span = g.kw * c;
-      fill = [&, c, span](int64_t r, int16_t* dst) {
+      const int64_t c = g.c;
+      fill = [&, c](int64_t r, int16_t* dst) {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;
-        const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
-        for (int64_t i = 0; i < g.kh; ++i) {
-          const int64_t y = y0 + i * g.dh;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            const int64_t xx = x0 + j * g.dw;
-            int16_t* d = dst + i * span + j * c;
-            if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
-              std::memset(d, 0, sizeof(int16_t) * c);
-            } else {
-              WidenU8(x + ((b * g.h + y) * g.w + xx) * c, static_cast<int>(c), zp, d);
-            }
-          }
-        }
+        ForEachTap(
+            g, b, oy, ox,
+            [dst, x, c, zp](int64_t tap, int64_t pixel) {
+              WidenU8(x + pixel * c, static_cast<int>(c), zp, dst + tap * c);
+            },
+            [dst, c](int64_t tap) { std::memset(dst + tap * c, 0, sizeof(int16_t) * c); });
       };
     } else {
       // The int16 kernel: the input once more, widened to x - zero_point with the padding
       // around it (real 0), so a row of A is kh (or kh * kw, when dilated) plain copies.
-      const int64_t hp = std::max(g.h + g.ph, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-      const int64_t wp = std::max(g.w + g.pw, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+      const int64_t hp = PaddedExtent(g.h, g.ph, g.oh, g.sh, g.kh, g.dh);
+      const int64_t wp = PaddedExtent(g.w, g.pw, g.ow, g.sw, g.kw, g.dw);
       padded.assign(g.n * hp * wp * g.c, 0);
       auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
       ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
@@ -271,18 +266,10 @@ class QgQuantizedMatMulOp : public GemmBase {
   explicit QgQuantizedMatMulOp(OpKernelConstruction* ctx) : GemmBase(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
+    int64_t M, K64, N;
+    if (!MatMulGeometry(ctx, &M, &K64, &N)) return;
     const Tensor& a = ctx->input(0);
     const Tensor& b = ctx->input(1);
-    OP_REQUIRES(ctx, a.dims() == 2,
-                errors::InvalidArgument(type_string(), ": a must be rank 2 [M, K], got ",
-                                        a.shape().DebugString()));
-    OP_REQUIRES(ctx, b.dims() == 2,
-                errors::InvalidArgument(type_string(), ": b must be rank 2 [K, N], got ",
-                                        b.shape().DebugString()));
-    OP_REQUIRES(ctx, a.dim_size(1) == b.dim_size(0),
-                errors::InvalidArgument(type_string(), ": a has ", a.dim_size(1),
-                                        " columns, b has ", b.dim_size(0), " rows"));
-    const int64_t M = a.dim_size(0), K64 = a.dim_size(1), N = b.dim_size(1);
     FusedArgs args;
     if (!Prepare(ctx, N, TensorShape({M, N}), "min_a", "max_a", "b_scale", &args)) return;
     if (M == 0 || N == 0) return;

@@ -190,7 +190,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
     if (rows == 0 || cout == 0) return;
     const int64_t taps = g.kh * g.kw;  // <= kMaxReduction (Geometry)
     const bool simd = mult == 1 && SelectedPath() != CpuPath::kPortable;
-    auto w = weights_.Get(f, {taps, g.c, mult, simd}, constant_weights_,
+    auto w = weights_.Get(f, {taps, g.c, mult, simd}, fused_.constant_weights,
                           [&](const int8_t* bytes, DwWeights* out) {
                             PrepareDw(bytes, taps, g.c, mult, simd, out);
                           });

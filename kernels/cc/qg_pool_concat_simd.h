@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "gemm/qg_gemm.h"
+#include "qg_shape.h"  // PoolShape
 
 namespace qg {
 
@@ -38,13 +39,6 @@ inline uint8_t RequantByte(int q, int zero_point, float ratio, float zp_out) {
   v = ClampNanLow(v, 0.0f, 255.0f);
   return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
 }
-
-// An NHWC pool: input [n, h, w, c], window kh x kw, strides sh, sw, output [n, oh, ow, c],
-// ph / pw leading padding (the window of output (oy, ox) starts at (oy*sh - ph, ox*sw - pw)).
-struct PoolShape {
-  int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0, ph = 0, pw = 0;
-  int kh = 1, kw = 1, sh = 1, sw = 1;
-};
 
 // The largest window the AVX2 average pool takes (its u16 sums must not overflow).
 constexpr int kAvgPoolMaxTaps = 257;

@@ -107,13 +107,9 @@ class QgRequantizeOp : public OpKernel {
     const Tensor& sc = ctx->input(1);
     Range out_range;
     OP_REQUIRES_OK(ctx, RangeInput(ctx, 2, 3, "min_output", "max_output", &out_range));
-    const int64_t channels = in.dims() == 0 ? 1 : in.dim_size(in.dims() - 1);
-    const bool per_channel = sc.dims() == 1 && !(sc.dim_size(0) == 1 && channels != 1);
-    OP_REQUIRES(ctx, sc.dims() == 0 || (sc.dims() == 1 && (sc.dim_size(0) == channels ||
-                                                           sc.dim_size(0) == 1)),
-                errors::InvalidArgument(type_string(), ": input_scale must be a scalar or [",
-                                        channels, "] (the input's last dimension), got ",
-                                        sc.shape().DebugString()));
+    int64_t channels;
+    bool per_channel;
+    OP_REQUIRES_OK(ctx, RequantizeScaleShape(ctx, &channels, &per_channel));
     const float* s = sc.flat<float>().data();
     const int64_t ns = sc.NumElements();
     for (int64_t i = 0; i < ns; ++i) {

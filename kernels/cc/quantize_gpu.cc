@@ -5,21 +5,21 @@
 namespace qg_gpu {
 namespace {
 
+// Each kernel runs the CPU kernel's checks (qg_common.h); the ranges are in host memory.
 class QuantizeGpuOp : public tensorflow::OpKernel {
  public:
   explicit QuantizeGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor* input;
-    OP_REQUIRES_OK(ctx, ctx->input("input", &input));
-    float min_v, max_v;
-    OP_REQUIRES_OK(ctx, Range(ctx, "min_range", "max_range", &min_v, &max_v));
+    qg::Range r;
+    OP_REQUIRES_OK(ctx, qg::RangeInput(ctx, 1, 2, "min_range", "max_range", &r));
+    const Tensor& input = ctx->input(0);
     Tensor* output;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output("output", input->shape(), &output));
-    OP_REQUIRES_OK(ctx, EchoRange(ctx, min_v, max_v));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, input.shape(), &output));
+    OP_REQUIRES_OK(ctx, qg::EchoRange(ctx, r));
     if (output->NumElements() == 0) return;
     cudaError_t err = qg_cuda_quantize(
-        input->flat<float>().data(), input->NumElements(), min_v, max_v,
+        input.flat<float>().data(), input.NumElements(), r.min, r.max,
         reinterpret_cast<uint8_t*>(output->flat<tensorflow::quint8>().data()), Stream(ctx));
     OP_REQUIRES_OK(ctx, CudaStatus(err, name().c_str()));
   }
@@ -30,56 +30,43 @@ class DequantizeGpuOp : public tensorflow::OpKernel {
   explicit DequantizeGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor* input;
-    OP_REQUIRES_OK(ctx, ctx->input("input", &input));
-    float min_v, max_v;
-    OP_REQUIRES_OK(ctx, Range(ctx, "min_range", "max_range", &min_v, &max_v));
+    qg::Range r;
+    OP_REQUIRES_OK(ctx, qg::RangeInput(ctx, 1, 2, "min_range", "max_range", &r));
+    const Tensor& input = ctx->input(0);
     Tensor* output;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output("output", input->shape(), &output));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, input.shape(), &output));
     if (output->NumElements() == 0) return;
     cudaError_t err = qg_cuda_dequantize(
-        reinterpret_cast<const uint8_t*>(input->flat<tensorflow::quint8>().data()),
-        input->NumElements(), min_v, max_v, output->flat<float>().data(), Stream(ctx));
+        reinterpret_cast<const uint8_t*>(input.flat<tensorflow::quint8>().data()),
+        input.NumElements(), r.min, r.max, output->flat<float>().data(), Stream(ctx));
     OP_REQUIRES_OK(ctx, CudaStatus(err, name().c_str()));
   }
 };
 
+// input_scale's values are in device memory: its shape is checked here, not that each scale
+// is finite and > 0 (the CPU kernel's last check).
 class RequantizeGpuOp : public tensorflow::OpKernel {
  public:
   explicit RequantizeGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor* input;
-    const Tensor* input_scale;
-    OP_REQUIRES_OK(ctx, ctx->input("input", &input));
-    OP_REQUIRES_OK(ctx, ctx->input("input_scale", &input_scale));
-    float min_v, max_v;
-    OP_REQUIRES_OK(ctx, Range(ctx, "min_output", "max_output", &min_v, &max_v));
-    // input_scale: [] (one scale) or [C] with C the input's last dimension.
-    int64_t channels = 1;
-    if (input_scale->dims() == 1) {
-      OP_REQUIRES(ctx, input->dims() >= 1 && input->dim_size(input->dims() - 1) ==
-                                                 input_scale->dim_size(0),
-                  tensorflow::errors::InvalidArgument(
-                      "input_scale has ", input_scale->dim_size(0),
-                      " entries but the input's last dimension is ",
-                      input->dims() ? input->dim_size(input->dims() - 1) : 0));
-      channels = input_scale->dim_size(0);
-    } else {
-      OP_REQUIRES(ctx, input_scale->dims() == 0,
-                  tensorflow::errors::InvalidArgument("input_scale must be a scalar or a vector"));
-    }
+    qg::Range r;
+    OP_REQUIRES_OK(ctx, qg::RangeInput(ctx, 2, 3, "min_output", "max_output", &r));
+    int64_t channels;
+    bool per_channel;
+    OP_REQUIRES_OK(ctx, qg::RequantizeScaleShape(ctx, &channels, &per_channel));
+    const Tensor& input = ctx->input(0);
     Tensor* output;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output("output", input->shape(), &output));
-    OP_REQUIRES_OK(ctx, EchoRange(ctx, min_v, max_v));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, input.shape(), &output));
+    OP_REQUIRES_OK(ctx, qg::EchoRange(ctx, r));
     if (output->NumElements() == 0) return;
-    OP_REQUIRES(ctx, channels <= std::numeric_limits<int>::max(),
-                tensorflow::errors::InvalidArgument("input_scale too long"));
+    if (!per_channel) channels = 1;  // one scale for every element
+    OP_REQUIRES_OK(ctx, FitsInt(type_string(), {channels}));
     cudaError_t err = qg_cuda_requantize(
-        reinterpret_cast<const int32_t*>(input->flat<tensorflow::qint32>().data()),
-        input->NumElements(), static_cast<int>(channels), input_scale->flat<float>().data(),
-        min_v, max_v, reinterpret_cast<uint8_t*>(output->flat<tensorflow::quint8>().data()),
-        Stream(ctx));
+        reinterpret_cast<const int32_t*>(input.flat<tensorflow::qint32>().data()),
+        input.NumElements(), static_cast<int>(channels),
+        ctx->input(1).flat<float>().data(), r.min, r.max,
+        reinterpret_cast<uint8_t*>(output->flat<tensorflow::quint8>().data()), Stream(ctx));
     OP_REQUIRES_OK(ctx, CudaStatus(err, name().c_str()));
   }
 };

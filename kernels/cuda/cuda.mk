@@ -30,7 +30,7 @@ CUDA_LIBDIRS := $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib)
 CUDA_LDLIBS := $(addprefix -L,$(CUDA_LIBDIRS)) -l:libcudart_static.a -ldl -lpthread -lrt
 
 CU_SRCS := $(wildcard kernels/cuda/*.cu)
-CU_HDRS := $(wildcard kernels/cuda/*.h kernels/cuda/*.cuh)
+CU_HDRS := $(wildcard kernels/cuda/*.h kernels/cuda/*.cuh) kernels/cc/qg_shape.h
 CU_OBJS := $(patsubst kernels/cuda/%.cu,$(CUDA_BUILD)/obj/%.o,$(CU_SRCS))
 # gemm_check.cc is the standalone `make gemm-check` program (it has a main()), not library code.
 CC_SRCS := $(filter-out kernels/cc/gemm/gemm_check.cc,$(wildcard kernels/cc/*.cc kernels/cc/*/*.cc))

@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include "qg_common.cuh"
+#include "../cc/qg_shape.h"  // WindowOutputSize, shared with the TF kernels
 
 namespace qg_cuda {
 namespace {
@@ -391,16 +392,9 @@ extern "C" {
 
 int qg_cuda_conv_output_size(int in, int filter, int stride, int dilation, int same_padding,
                              int* out, int* pad_before) {
-  if (in < 0 || filter < 1 || stride < 1 || dilation < 1) return -1;
-  int64_t effective = static_cast<int64_t>(filter - 1) * dilation + 1;
-  int64_t o, pad = 0;
-  if (same_padding) {
-    o = (static_cast<int64_t>(in) + stride - 1) / stride;
-    int64_t needed = o > 0 ? (o - 1) * stride + effective - in : 0;  // empty: no padding
-    pad = needed > 0 ? needed / 2 : 0;
-  } else {
-    o = in >= effective ? (in - effective) / stride + 1 : 0;
-  }
+  int64_t o, pad;  // the rule the TF kernels and the shape functions use (qg_shape.h)
+  if (!qg::WindowOutputSize(in, filter, stride, dilation, same_padding != 0, &o, &pad))
+    return -1;
   *out = static_cast<int>(o);
   *pad_before = static_cast<int>(pad);
   return 0;

@@ -3,11 +3,15 @@
 The CPU kernels, the CUDA launchers and their tests are checked against these functions:
 integer accumulators must agree exactly, 8-bit outputs exactly (the epilogue is evaluated in
 float32 in the order OPS.md gives, with no fused multiply-add), float outputs to rounding.
-Only NumPy is imported, so the GPU harness can use it on a machine without TensorFlow; note
+Only NumPy is imported (and quantize_graph/graph/shapes.py, by path), so the GPU harness can
+use it on a machine without TensorFlow; note
 that `import quantize_graph.kernels.numpy_reference` runs the package's `__init__` (which imports
 TensorFlow), so without TF load this file by path:
 `importlib.util.spec_from_file_location("numpy_reference", ".../numpy_reference.py")`.
 """
+import importlib.util
+import os
+
 import numpy as np
 
 _F = np.float32
@@ -52,15 +56,24 @@ def requantize(acc, input_scale, min_out, max_out):
     return _clamp_u8(v.astype(np.float32))
 
 
+def _load_shapes():
+    """quantize_graph/graph/shapes.py, loaded by path: importing it through the package would
+    run quantize_graph/__init__.py, which imports TensorFlow."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "graph",
+                        "shapes.py")
+    spec = importlib.util.spec_from_file_location("qg_graph_shapes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+window_output_size = _load_shapes().window_output_size
+
+
 def _out_size(size, k, stride, dilation, padding):
-    eff = (k - 1) * dilation + 1
-    if padding == "SAME":
-        out = -(-size // stride)
-        pad = max((out - 1) * stride + eff - size, 0)
-        return out, pad // 2
-    if padding == "VALID":
-        return (max(size - eff, -1) // stride + 1 if size >= eff else 0), 0
-    raise ValueError(f"padding must be SAME or VALID, got {padding!r}")
+    """(output size, leading padding): what the kernels take."""
+    out, before, _ = window_output_size(size, k, stride, dilation, padding)
+    return out, before
 
 
 def _patches(x, fill, kh, kw, strides, padding, dilations):

@@ -14,6 +14,7 @@ from quantize_graph.graph.edit import NameAllocator, graph_with_nodes
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import const_value, create_node, make_const, set_attr_dtype, set_attr_string
+from quantize_graph.graph.shapes import window_output_size
 
 
 def shift_signed_inputs(graph_def, layer_names, calibration_inputs):
@@ -84,8 +85,7 @@ def _plan(index, conv, layer_names, calibration_inputs):
     if conv.attr["padding"].s == b"SAME":
         for axis in (1, 2):
             size, k, s = dims[axis], kernel[axis - 1], strides[axis]
-            total = max((-(-size // s) - 1) * s + k - size, 0)
-            pads[axis] = [total // 2, total - total // 2]
+            pads[axis] = list(window_output_size(size, k, s, 1, "SAME")[1:])
     elif conv.attr["padding"].s != b"VALID":
         return None
     return bias_add, -low, pads

@@ -7,12 +7,11 @@ code 0 of the quint8 input), and the Pad disappears. Running the Pad on the quin
 instead was measured slow: TF's generic Pad kernel took 10 ms for MobileNet-v2's four at batch
 1 (the float Pads: 1 ms). A Pad that does not fold stays float.
 """
-import math
-
 import tensorflow as tf
 
 from quantize_graph.graph.names import split_input
 from quantize_graph.graph.nodes import const_value
+from quantize_graph.graph.shapes import window_output_size
 
 
 def folded_pad_input(lowering, head):
@@ -39,8 +38,7 @@ def folded_pad_input(lowering, head):
         size, k, s = shape[axis], kernel[axis - 1], strides[axis]
         if size is None:
             return None
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-        if (total // 2, total - total // 2) != tuple(amounts[axis]):
+        if window_output_size(size, k, s, 1, "SAME")[1:] != tuple(amounts[axis]):
             return None
     return pad.input[0]
 

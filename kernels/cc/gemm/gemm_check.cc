@@ -234,53 +234,68 @@ __attribute__((noinline, target("avx2"))) double ByteCeiling() {
 
 // The AVX-512 ceilings: fp32 FMA on zmm (what float TF's oneDNN uses on such a CPU), vpdpbusd
 // (64 u8 x s8 products, the vnni byte kernel) and vpdpwssd (32 int16 products, MicroVnni).
-// Twelve independent chains each (latency 4-5 cycles, two per cycle), named registers.
-#define QG_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-__attribute__((noinline, target("avx512f"))) double Fma512Ceiling() {
-#define QG_DECL(j) __m512 f##j = _mm512_set1_ps(1.0f + j);
-  QG_CHAINS(QG_DECL)
-#undef QG_DECL
-  const __m512 fm = _mm512_set1_ps(0.999999f), fa = _mm512_set1_ps(1e-7f);
-  const std::clock_t c0 = std::clock();
-  for (long i = 0; i < kCeilingIters / 2; ++i) {
-#define QG_F(j) f##j = _mm512_fmadd_ps(f##j, fm, fa);
-    QG_CHAINS(QG_F)
-#undef QG_F
-  }
-  const double secs = double(std::clock() - c0) / CLOCKS_PER_SEC;
-  __m512 sum = _mm512_setzero_ps();
-#define QG_SUM(j) sum = _mm512_add_ps(sum, f##j);
-  QG_CHAINS(QG_SUM)
-#undef QG_SUM
-  volatile float keep = _mm512_reduce_add_ps(sum);
-  (void)keep;
-  return kCeilingIters / 2 * 12.0 * 16 / secs / 1e9;
-}
+// One timing loop (ZmmCeiling) for the three; each instruction is an Op: its operands, a
+// chain's start, one step, and how the chains are summed so that none is optimized away.
+#define QG_ZMM __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni")))
 
-// products: 64 for vpdpbusd (bytes), 32 for vpdpwssd (words).
+struct FmaZmm {
+  using V = __m512;
+  static constexpr double kProducts = 16;
+  V m, a;
+  static QG_ZMM FmaZmm Make() { return {_mm512_set1_ps(0.999999f), _mm512_set1_ps(1e-7f)}; }
+  static QG_ZMM V Chain(int j) { return _mm512_set1_ps(1.0f + j); }
+  QG_ZMM V Step(V d) const { return _mm512_fmadd_ps(d, m, a); }
+  static QG_ZMM V Zero() { return _mm512_setzero_ps(); }
+  static QG_ZMM V Add(V s, V d) { return _mm512_add_ps(s, d); }
+  static QG_ZMM double Reduce(V s) { return _mm512_reduce_add_ps(s); }
+};
+
+// kBytes: vpdpbusd (bytes), else vpdpwssd (words).
 template <bool kBytes>
-__attribute__((noinline, target("avx512f,avx512bw,avx512vnni"))) double DotCeiling() {
-#define QG_DECL(j) __m512i d##j = _mm512_set1_epi32(j);
+struct DotZmm {
+  using V = __m512i;
+  static constexpr double kProducts = kBytes ? 64 : 32;
+  V x, w;
+  static QG_ZMM DotZmm Make() {
+    V x = _mm512_set1_epi32(0x01020304), w = _mm512_set1_epi32(0x05060708);
+    __asm__ volatile("" : "+v"(x), "+v"(w));  // opaque: nothing to fold
+    return {x, w};
+  }
+  static QG_ZMM V Chain(int j) { return _mm512_set1_epi32(j); }
+  QG_ZMM V Step(V d) const {
+    return kBytes ? _mm512_dpbusd_epi32(d, x, w) : _mm512_dpwssd_epi32(d, x, w);
+  }
+  static QG_ZMM V Zero() { return _mm512_setzero_si512(); }
+  static QG_ZMM V Add(V s, V d) { return _mm512_add_epi32(s, d); }
+  static QG_ZMM double Reduce(V s) { return _mm512_reduce_add_epi32(s); }
+};
+
+// Twelve independent chains of Op's instruction (latency 4-5 cycles, two per cycle), in named
+// registers (an X-macro), not an array, so that every chain stays in a register.
+#define QG_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+template <typename Op>
+__attribute__((noinline, target("avx512f,avx512bw,avx512vnni"))) double ZmmCeiling() {
+  const Op op = Op::Make();
+#define QG_DECL(j) typename Op::V d##j = Op::Chain(j);
   QG_CHAINS(QG_DECL)
 #undef QG_DECL
-  __m512i x = _mm512_set1_epi32(0x01020304), w = _mm512_set1_epi32(0x05060708);
-  __asm__ volatile("" : "+v"(x), "+v"(w));  // opaque: nothing to fold
   const std::clock_t t0 = std::clock();
   for (long i = 0; i < kCeilingIters / 2; ++i) {
-#define QG_D(j) d##j = kBytes ? _mm512_dpbusd_epi32(d##j, x, w) : _mm512_dpwssd_epi32(d##j, x, w);
-    QG_CHAINS(QG_D)
-#undef QG_D
+#define QG_STEP(j) d##j = op.Step(d##j);
+    QG_CHAINS(QG_STEP)
+#undef QG_STEP
   }
   const double secs = double(std::clock() - t0) / CLOCKS_PER_SEC;
-  __m512i sum = _mm512_setzero_si512();
-#define QG_SUM(j) sum = _mm512_add_epi32(sum, d##j);
+  typename Op::V sum = Op::Zero();
+#define QG_SUM(j) sum = Op::Add(sum, d##j);
   QG_CHAINS(QG_SUM)
 #undef QG_SUM
-  volatile int keep = _mm512_reduce_add_epi32(sum);
+  volatile double keep = Op::Reduce(sum);
   (void)keep;
-  return kCeilingIters / 2 * 12.0 * (kBytes ? 64 : 32) / secs / 1e9;
+  return kCeilingIters / 2 * 12.0 * Op::kProducts / secs / 1e9;
 }
 #undef QG_CHAINS
+#undef QG_ZMM
 
 void Ceilings() {
   std::printf("ceilings, one thread (GMAC/s):");
@@ -291,7 +306,8 @@ void Ceilings() {
     g_ceilings.push_back({"avx2-u8-inplace", {"u8 triple", u8}});
   }
   if (qg::CpuSupports(qg::CpuPath::kVnni)) {
-    const double f512 = Fma512Ceiling(), dpbusd = DotCeiling<true>(), dpwssd = DotCeiling<false>();
+    const double f512 = ZmmCeiling<FmaZmm>(), dpbusd = ZmmCeiling<DotZmm<true>>(),
+                 dpwssd = ZmmCeiling<DotZmm<false>>();
     std::printf(", fp32 FMA zmm %.1f, vpdpbusd zmm %.1f, vpdpwssd zmm %.1f", f512, dpbusd, dpwssd);
     g_ceilings.push_back({"vnni-u8", {"vpdpbusd", dpbusd}});
     g_ceilings.push_back({"vnni-u8-inplace", {"vpdpbusd", dpbusd}});

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "../qg_common.h"  // Nhwc4, PaddingAttr, WindowOutputSize: shared with the kernels
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -30,35 +31,20 @@ Status ScalarInputs(InferenceContext* c, int first, int count) {
   return ::tensorflow::OkStatus();
 }
 
-Status Nhwc4Attr(InferenceContext* c, const char* name, int64_t* h, int64_t* w) {
-  std::vector<int32_t> v;
-  TF_RETURN_IF_ERROR(c->GetAttr(name, &v));
-  if (v.size() != 4 || v[0] != 1 || v[3] != 1 || v[1] < 1 || v[2] < 1) {
-    return errors::InvalidArgument("attribute ", name,
-                                   " must be 4 ints [1, h, w, 1] with h, w >= 1");
+// Output spatial dim of SAME / VALID with dilation (qg_shape.h). Unknown stays unknown, and so
+// does an empty window, which the kernel refuses at run time with a message naming it.
+DimensionHandle SpatialOut(InferenceContext* c, DimensionHandle in, int64_t k, int64_t stride,
+                           int64_t dilation, bool same) {
+  int64_t out, pad_before;
+  if (!c->ValueKnown(in) ||
+      !WindowOutputSize(c->Value(in), k, stride, dilation, same, &out, &pad_before)) {
+    return c->UnknownDim();
   }
-  *h = v[1];
-  *w = v[2];
-  return ::tensorflow::OkStatus();
-}
-
-// Output spatial dim of SAME / VALID with dilation (unknown stays unknown).
-Status SpatialOut(InferenceContext* c, DimensionHandle in, int64_t k, int64_t stride,
-                  int64_t dilation, const std::string& padding, DimensionHandle* out) {
-  if (!c->ValueKnown(in)) {
-    *out = c->UnknownDim();
-    return ::tensorflow::OkStatus();
-  }
-  const int64_t size = c->Value(in);
-  const int64_t eff = (k - 1) * dilation + 1;
-  int64_t o = padding == "SAME" ? (size + stride - 1) / stride
-                                : (size >= eff ? (size - eff) / stride + 1 : 0);
-  *out = c->MakeDim(o);
-  return ::tensorflow::OkStatus();
+  return c->MakeDim(out);
 }
 
 // conv and depthwise: input [N,H,W,C] quint8, filter [kh,kw,C,X]; out channels C_out.
-Status ConvShape(InferenceContext* c, bool depthwise) {
+Status ConvShapeFn(InferenceContext* c, bool depthwise) {
   ShapeHandle input, filter, vec;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &input));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &filter));
@@ -68,14 +54,14 @@ Status ConvShape(InferenceContext* c, bool depthwise) {
   DimensionHandle unused_dim;
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(input, 3), c->Dim(filter, 2), &unused_dim));
   int64_t sh, sw, dh, dw;
-  TF_RETURN_IF_ERROR(Nhwc4Attr(c, "strides", &sh, &sw));
-  TF_RETURN_IF_ERROR(Nhwc4Attr(c, "dilations", &dh, &dw));
-  std::string padding;
-  TF_RETURN_IF_ERROR(c->GetAttr("padding", &padding));
+  TF_RETURN_IF_ERROR(Nhwc4(c, "", "strides", &sh, &sw));
+  TF_RETURN_IF_ERROR(Nhwc4(c, "", "dilations", &dh, &dw));
+  bool same;
+  TF_RETURN_IF_ERROR(PaddingAttr(c, "", &same));
   DimensionHandle kh = c->Dim(filter, 0), kw = c->Dim(filter, 1), oh, ow, cout;
   if (c->ValueKnown(kh) && c->ValueKnown(kw)) {
-    TF_RETURN_IF_ERROR(SpatialOut(c, c->Dim(input, 1), c->Value(kh), sh, dh, padding, &oh));
-    TF_RETURN_IF_ERROR(SpatialOut(c, c->Dim(input, 2), c->Value(kw), sw, dw, padding, &ow));
+    oh = SpatialOut(c, c->Dim(input, 1), c->Value(kh), sh, dh, same);
+    ow = SpatialOut(c, c->Dim(input, 2), c->Value(kw), sw, dw, same);
   } else {
     oh = c->UnknownDim();
     ow = c->UnknownDim();
@@ -89,18 +75,17 @@ Status ConvShape(InferenceContext* c, bool depthwise) {
   return ScalarOutputs(c, 1);
 }
 
-Status PoolShape(InferenceContext* c) {
+Status PoolShapeFn(InferenceContext* c) {
   ShapeHandle input;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &input));
   TF_RETURN_IF_ERROR(ScalarInputs(c, 1, 2));
   int64_t kh, kw, sh, sw;
-  TF_RETURN_IF_ERROR(Nhwc4Attr(c, "ksize", &kh, &kw));
-  TF_RETURN_IF_ERROR(Nhwc4Attr(c, "strides", &sh, &sw));
-  std::string padding;
-  TF_RETURN_IF_ERROR(c->GetAttr("padding", &padding));
-  DimensionHandle oh, ow;
-  TF_RETURN_IF_ERROR(SpatialOut(c, c->Dim(input, 1), kh, sh, 1, padding, &oh));
-  TF_RETURN_IF_ERROR(SpatialOut(c, c->Dim(input, 2), kw, sw, 1, padding, &ow));
+  TF_RETURN_IF_ERROR(Nhwc4(c, "", "ksize", &kh, &kw));
+  TF_RETURN_IF_ERROR(Nhwc4(c, "", "strides", &sh, &sw));
+  bool same;
+  TF_RETURN_IF_ERROR(PaddingAttr(c, "", &same));
+  DimensionHandle oh = SpatialOut(c, c->Dim(input, 1), kh, sh, 1, same);
+  DimensionHandle ow = SpatialOut(c, c->Dim(input, 2), kw, sw, 1, same);
   c->set_output(0, c->MakeShape({c->Dim(input, 0), oh, ow, c->Dim(input, 3)}));
   return ScalarOutputs(c, 1);
 }
@@ -176,7 +161,7 @@ REGISTER_OP("QgQuantizedConv2D")
       int64_t num_summand;
       TF_RETURN_IF_ERROR(c->GetAttr("num_summand", &num_summand));
       if (num_summand > 1) return errors::InvalidArgument("num_summand must be 0 or 1");
-      return ConvShape(c, false);
+      return ConvShapeFn(c, false);
     })
     .Doc("Fused int8 conv: bias, relu/relu6, residual add, requantize (kernels/OPS.md).");
 
@@ -198,7 +183,7 @@ REGISTER_OP("QgQuantizedDepthwiseConv2D")
     .Attr("dilations: list(int) = [1, 1, 1, 1]")
     .Attr("activation: {'none', 'relu', 'relu6'} = 'none'")
     .Attr("constant_weights: bool = false")
-    .SetShapeFn([](InferenceContext* c) { return ConvShape(c, true); })
+    .SetShapeFn([](InferenceContext* c) { return ConvShapeFn(c, true); })
     .Doc("Fused int8 depthwise conv, filter [kh, kw, C, multiplier].");
 
 REGISTER_OP("QgQuantizedMatMul")
@@ -247,7 +232,7 @@ REGISTER_OP("QgQuantizedMaxPool")
     .Attr("ksize: list(int)")
     .Attr("strides: list(int)")
     .Attr("padding: {'SAME', 'VALID'}")
-    .SetShapeFn(PoolShape)
+    .SetShapeFn(PoolShapeFn)
     .Doc("int8 max pool; the output keeps the input range.");
 
 REGISTER_OP("QgQuantizedAvgPool")
@@ -260,7 +245,7 @@ REGISTER_OP("QgQuantizedAvgPool")
     .Attr("ksize: list(int)")
     .Attr("strides: list(int)")
     .Attr("padding: {'SAME', 'VALID'}")
-    .SetShapeFn(PoolShape)
+    .SetShapeFn(PoolShapeFn)
     .Doc("int8 average pool (count excludes padding); the output keeps the input range.");
 
 REGISTER_OP("QgQuantizedConcat")
