@@ -1,11 +1,18 @@
-"""Concat (v1: axis first) and ConcatV2 (axis last): QuantizedConcat, quint8 in and out.
+"""Concat (v1: axis first) and ConcatV2 (axis last), quint8 in and out.
 
-QuantizedConcat requantizes every input to the union of their ranges itself.
+- reference: QuantizedConcat, which requantizes every input to the union of their ranges;
+- onednn: QuantizedConcatV2 (unifies input ranges too), the axis made non-negative;
+- kernels: QgQuantizedConcat to the concat's calibrated range (a constant axis only).
 """
+import tensorflow as tf
+
 from quantize_graph.graph.edit import data_inputs
 from quantize_graph.graph.nodes import const_value, set_attr_int
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.registry import register
+from quantize_graph.targets import kernels, onednn
+
+NEGATIVE_INPUT = "an input can be negative"
 
 
 def supports_concat(node):
@@ -49,5 +56,44 @@ def lower_concat_reference(ctx, node):
     ctx.finish_quint8(node, concat.name)
 
 
-register(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference, onednn=LOWERED_BY_TARGET,
-         kernels=LOWERED_BY_TARGET)
+def emit_onednn(ctx, group):
+    node = ctx.index.nodes[group.node]
+    qs = [onednn.quantize_input(ctx, v) for v in group.values]
+    if any(q is None for q in qs):
+        return NEGATIVE_INPUT
+    axis = group.axis
+    src = ctx.index.get(axis)
+    if src is None or src.op != "Const" or int(const_value(src)) < 0:  # as nonnegative_axis
+        rank = ctx.emit("Rank", node.name + "/eightbit_rank", [qs[0].tensor], {"T": tf.quint8})
+        axis = ctx.emit("FloorMod", node.name + "/eightbit_axis", [axis, rank.name], {"T": tf.int32}).name
+    concat = ctx.emit("QuantizedConcatV2", node.name + "/eightbit",
+                      [q.tensor for q in qs] + [axis] + [q.min for q in qs] + [q.max for q in qs],
+                      {"T": tf.quint8, "Tidx": tf.int32})
+    set_attr_int(concat, "N", len(qs))
+    ctx.replace([node.name])
+    ctx.produce(node.name, concat, tf.quint8, max(q.magnitude for q in qs))
+    return None
+
+
+def emit_kernels(ctx, group):
+    node = ctx.index.nodes[group.node]
+    src = ctx.index.get(group.axis)
+    if src is None or src.op != "Const":
+        return "the concat axis is not a constant"
+    qs = [kernels.quantize_input(ctx, v) for v in group.values]
+    if any(q is None for q in qs):
+        return NEGATIVE_INPUT
+    lo, hi = kernels.output_range(ctx, node.name)
+    concat = ctx.emit("QgQuantizedConcat", node.name + "/eightbit",
+                      [q.tensor for q in qs] + [q.min for q in qs] + [q.max for q in qs]
+                      + [ctx.const(node.name + "/eightbit_min_output", lo),
+                         ctx.const(node.name + "/eightbit_max_output", hi)])
+    set_attr_int(concat, "N", len(qs))
+    set_attr_int(concat, "axis", int(const_value(src)))
+    ctx.replace([node.name])
+    ctx.produce(node.name, concat, tf.quint8, hi)
+    return None
+
+
+register(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference,
+         onednn=emit_onednn, kernels=emit_kernels)

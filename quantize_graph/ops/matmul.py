@@ -1,7 +1,20 @@
-"""MatMul: QuantizedMatMul (quint8 x quint8 -> qint32), then narrowed to 8 bits."""
-from quantize_graph.graph.nodes import copy_attr
+"""MatMul, with the BiasAdd and Relu/Relu6 a patterns.ConvGroup fuses: one emitter per target.
+
+- reference: QuantizedMatMul (quint8 x quint8 -> qint32), then narrowed to 8 bits;
+- onednn: QuantizedMatMulWithBiasAndReluAndRequantize, without an activation
+  QuantizedMatMulWithBiasAndDequantize (float out, for logits); per-tensor pair-limited weights;
+- kernels: QgQuantizedMatMul, float out where only float ops read it (logits keep full
+  precision).
+"""
+import tensorflow as tf
+
+from quantize_graph.graph.nodes import copy_attr, create_node, set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string
+from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.registry import register
+from quantize_graph.targets import kernels, onednn
+
+TRANSPOSE_A = "transpose_a is not supported by the int8 MatMul"
 
 
 def supports_matmul(node):
@@ -21,5 +34,73 @@ def lower_matmul_reference(ctx, node):
     ctx.finish_int32(node, mm.name, channel_scale)
 
 
-register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=LOWERED_BY_TARGET,
-         kernels=LOWERED_BY_TARGET)
+def emit_onednn(ctx, group):
+    head, last = ctx.index.nodes[group.head], ctx.index.nodes[group.tail]
+    act = ctx.index.nodes[group.activation] if group.activation else None
+    a = onednn.quantize_input(ctx, head.input[0])
+    if a is None:
+        return "its input can be negative (quint8 holds no negatives)"
+    weights = ctx.layer_weights(group)
+    bias = ctx.layer_bias(group, weights)
+    base = last.name + "/eightbit"
+    if head.attr["transpose_a"].b:
+        return TRANSPOSE_A
+    q_b, b_max = onednn._quantize_matmul_weights(weights, head.attr["transpose_b"].b)
+    b = ctx.const(base + "_weights", q_b, tf.qint8)
+    if act is not None:
+        magnitude = onednn.output_magnitude(ctx, last.name, ACTIVATION_CAPS[act.op])
+        op, out_type, lo = "QuantizedMatMulWithBiasAndReluAndRequantize", tf.quint8, 0.0
+    else:
+        magnitude, op, out_type, lo = 1.0, "QuantizedMatMulWithBiasAndDequantize", tf.float32, 0.0
+    inputs = [a.tensor, b, ctx.const(base + "_bias", bias), a.min, a.max,
+              ctx.const(base + "_min_b", -b_max), ctx.const(base + "_max_b", b_max),
+              ctx.const(base + "_min_output", lo), ctx.const(base + "_max_output", magnitude)]
+    # A float result takes the replaced node's name, as a Dequantize would.
+    mm = create_node(op, last.name if out_type == tf.float32 else ctx.names(base), inputs)
+    for attr, dtype in (("T1", tf.quint8), ("T2", tf.qint8), ("Tbias", tf.float32), ("Toutput", out_type)):
+        set_attr_dtype(mm, attr, dtype)
+    set_attr_bool(mm, "transpose_a", False)
+    set_attr_bool(mm, "transpose_b", head.attr["transpose_b"].b)
+    set_attr_string(mm, "input_quant_mode", b"SCALED")
+    ctx.add(mm)
+    ctx.replace(group.members)
+    if out_type != tf.float32:
+        ctx.produce(last.name, mm, out_type, magnitude)
+    return None
+
+
+def emit_kernels(ctx, group):
+    head, last = ctx.index.nodes[group.head], ctx.index.nodes[group.tail]
+    act = ctx.index.nodes[group.activation] if group.activation else None
+    a = kernels.quantize_input(ctx, head.input[0])
+    if a is None:
+        return "no range for its input"
+    weights = ctx.layer_weights(group)
+    bias = ctx.layer_bias(group, weights)
+    base = last.name + "/eightbit"
+    if head.attr["transpose_a"].b:
+        return TRANSPOSE_A
+    codes, scales = kernels._quantized_layout(head.op, weights, head.attr["transpose_b"].b)
+    float_out = act is None and ctx.only_float_readers(last)
+    lo, hi = (0.0, 1.0) if float_out else kernels.output_range(ctx, last.name, act.op if act else None)
+    concat = None if float_out else kernels.concat_reader(ctx, last)
+    if concat is not None:
+        lo, hi = kernels.output_range(ctx, concat.name)
+    inputs = [a.tensor, ctx.const(base + "_weights", codes, tf.qint8),
+              ctx.const(base + "_weight_scale", scales),
+              ctx.const(base + "_bias", bias), a.min, a.max,
+              ctx.const(base + "_min_output", lo), ctx.const(base + "_max_output", hi)]
+    node = create_node("QgQuantizedMatMul", last.name if float_out else ctx.names(base), inputs)
+    set_attr_string(node, "activation", (act.op.lower() if act is not None else "none").encode())
+    set_attr_dtype(node, "out_type", tf.float32 if float_out else tf.quint8)
+    set_attr_int(node, "num_summand", 0)
+    set_attr_bool(node, "constant_weights", True)   # a Const: prepared once
+    ctx.add(node)
+    ctx.replace(group.members)
+    if not float_out:
+        ctx.produce(last.name, node, tf.quint8, hi)
+    return None
+
+
+register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=emit_onednn,
+         kernels=emit_kernels)

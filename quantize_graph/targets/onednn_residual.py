@@ -17,49 +17,57 @@ An Add that does not fuse stays float between Dequantize and QuantizeV2: correct
 """
 import tensorflow as tf
 
+from quantize_graph.graph import patterns
 from quantize_graph.graph.names import canonical_input, split_input
 
-ADD_OPS = ("Add", "AddV2")
-ACTIVATIONS = {"Relu": None, "Relu6": 6.0}
 SUM_OP = "QuantizedConv2DWithBiasSumAndReluAndRequantize"
 # Without the copy the in-place write corrupts or crashes a reader that runs after the fused
 # conv (docs/onednn_notes.md). Switchable only to measure what the copies cost.
 COPY_SHARED_SUMMAND = True
 
 
-def extend_with_residual(lowering, groups):
-    """Adds [Add, Relu] to each Conv2D group that ends without an activation and whose result
-    is one operand of an Add read only by a Relu/Relu6; records the other operand (the
-    summand) in lowering.summands {head name: summand tensor}."""
-    index, quantized = lowering.index, lowering.decision.quantized
-    order = {name: i for i, name in enumerate(index.topological_order())}
-    lowering.summands = {}
-    lowering.groups_by_head = {}
-    for head_name, members in groups.items():
-        head = index.nodes[head_name]
-        tail = index.nodes[members[-1]]
-        if head.op != "Conv2D" or tail.op in ACTIVATIONS:
-            continue
-        add = _sole_data_reader(index, tail)
-        if add is None or add.op not in ADD_OPS or add.name not in quantized:
-            continue
-        operands = [canonical_input(i) for i in add.input if not i.startswith("^")]
-        if len(operands) != 2 or operands.count(tail.name) != 1:
-            continue
-        summand = operands[1 - operands.index(tail.name)]
-        act = _sole_data_reader(index, add)
-        if act is None or act.op not in ACTIVATIONS or act.name not in quantized:
-            continue
-        # The summand must be lowered before the conv (the conv is lowered at its own place
-        # in topological order, and reads the summand's int8 form).
-        source = index.get(summand)
-        if source is None or order.get(source.name, -1) > order[head_name]:
-            continue
-        if not _nonnegative(lowering, summand):
-            continue
-        members.extend([add.name, act.name])
-        lowering.summands[head_name] = summand
-        lowering.groups_by_head[head_name] = members
+def fuse_residuals(ctx, groups):
+    """The onednn plan's residual Adds: each Conv2D group whose Add candidate
+    (patterns.residual_candidate) has a Relu/Relu6 after it and a non-negative summand lowered
+    before the conv (the conv is lowered at its head's place in topological order, and reads
+    the summand's int8 form) takes the Add and the activation."""
+    order = {name: i for i, name in enumerate(ctx.index.topological_order())}
+    out = []
+    for group in groups:
+        fused = patterns.residual_candidate(ctx.index, ctx.quantized_nodes, group)
+        if fused is not None and fused.activation is not None:
+            summand = canonical_input(fused.summand)
+            source = ctx.index.get(summand)
+            if (source is not None and order.get(source.name, -1) <= order[group.head]
+                    and ctx.nonnegative(summand)):
+                group = fused
+        out.append(group)
+    return out
+
+
+def summand_inputs(ctx, group, q):
+    """The extra inputs (summand, min_summand, max_summand) of the fused conv of `group`, whose
+    summand's quint8 form is `q`: a private copy where other nodes read it too."""
+    summand = canonical_input(group.summand)
+    name, port, _ = split_input(summand)
+    # Readers the conv depends on have finished before it runs and overwrites the buffer;
+    # any other reader (or a Dequantize for a float one) could see the sum instead.
+    head_ancestors = _ancestors(ctx.index, group.head)
+    others = [r for r, _ in ctx.index.data_consumers(name, port)
+              if r.name != group.residual_add and r.name not in head_ancestors]
+    # A fed summand is not produced in-graph (and --quantized_input may later feed its codes).
+    fed = ctx.index.node(summand).op == "Placeholder"
+    if COPY_SHARED_SUMMAND and (others or fed):
+        copy = ctx.emit("QuantizedMaxPool", summand.replace(":", "_") + "/eightbit_summand_copy",
+                        [q.tensor, q.min, q.max], {"T": tf.quint8})
+        copy.attr["ksize"].list.i.extend([1, 1, 1, 1])
+        copy.attr["strides"].list.i.extend([1, 1, 1, 1])
+        copy.attr["padding"].s = b"VALID"
+        q = q._replace(tensor=copy.name)
+    # The summand's declared range is (0, M): emitted as Consts, like the other ranges.
+    base = group.tail + "/eightbit"
+    return [q.tensor, ctx.const(base + "_min_summand", 0.0),
+            ctx.const(base + "_max_summand", q.magnitude)]
 
 
 def _ancestors(index, name):
@@ -71,57 +79,3 @@ def _ancestors(index, name):
                 seen.add(src)
                 pending.append(src)
     return seen
-
-
-def _nonnegative(lowering, tensor):
-    from quantize_graph.targets.onednn import NEGATIVE_TOLERANCE  # (import cycle)
-    rng = lowering.ranges.get(tensor, lowering.fallback_range)
-    return rng is not None and rng[0] >= -NEGATIVE_TOLERANCE * max(abs(rng[1]), 1e-12)
-
-
-def _sole_data_reader(index, node):
-    readers = [(r, i) for r, i in index.consumers.get(node.name, [])
-               if not r.input[i].startswith("^")]
-    if len(readers) != 1 or split_input(readers[0][0].input[readers[0][1]])[1] != 0:
-        return None
-    return readers[0][0]
-
-
-def summand_input(lowering, head_name):
-    """The quint8 summand for the fused conv at `head_name` (a private copy where other
-    nodes read it too), or None when it cannot be quint8."""
-    summand = lowering.summands[head_name]
-    q = lowering._input(summand)
-    if q is None:
-        return None
-    name, port, _ = split_input(summand)
-    # Readers the conv depends on have finished before it runs and overwrites the buffer;
-    # any other reader (or a Dequantize for a float one) could see the sum instead.
-    head_ancestors = _ancestors(lowering.index, head_name)
-    add = lowering.index.nodes[lowering.groups_by_head[head_name][-2]]
-    others = [r for r, _ in lowering.index.data_consumers(name, port)
-              if r.name != add.name and r.name not in head_ancestors]
-    # A fed summand is not produced in-graph (and --quantized_input may later feed its codes).
-    fed = lowering.index.node(summand).op == "Placeholder"
-    if COPY_SHARED_SUMMAND and (others or fed):
-        copy = lowering._emit("QuantizedMaxPool", summand.replace(":", "_") + "/eightbit_summand_copy",
-                              [q.tensor, q.min, q.max], {"T": tf.quint8})
-        copy.attr["ksize"].list.i.extend([1, 1, 1, 1])
-        copy.attr["strides"].list.i.extend([1, 1, 1, 1])
-        copy.attr["padding"].s = b"VALID"
-        q = q._replace(tensor=copy.name)
-    return q
-
-
-def sum_inputs(lowering, head, members):
-    """The extra inputs (summand, min_summand, max_summand) of the fused conv for a group
-    that holds an Add, [] for one that does not, None when the summand cannot be quint8."""
-    if not any(lowering.index.nodes[m].op in ADD_OPS for m in members):
-        return []
-    q = summand_input(lowering, head.name)
-    if q is None:
-        return None
-    # The summand's declared range is (0, M): emit it as Consts, like the other ranges.
-    base = members[-1] + "/eightbit"
-    return [q.tensor, lowering._const(base + "_min_summand", 0.0),
-            lowering._const(base + "_max_summand", q.magnitude)]

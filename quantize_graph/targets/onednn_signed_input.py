@@ -18,35 +18,36 @@ import tensorflow as tf
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import set_attr_string
 
-# A Quantized (onednn.py) whose codes q mean q * magnitude / 255 + offset_lo.
+# A Quantized (lowering/context.py) whose codes q mean q * magnitude / 255 + offset_lo.
 OffsetQuantized = collections.namedtuple(
     "OffsetQuantized", ["tensor", "min", "max", "dtype", "magnitude", "offset_lo"])
 
 
-def offset_input(lowering, head):
+def offset_input(ctx, head):
     """(Quantized with offset codes, lo) for the signed input of `head`, or (None, 0.0) when
-    it cannot be used (not a Conv2D whose windows avoid padding, or no range)."""
-    if head.op != "Conv2D" or not _no_padding(lowering, head):
+    it cannot be used (not a Conv2D whose windows avoid padding, or no range). One per tensor,
+    kept in ctx.offset_tensors (apart from ctx.tensors: the same tensor may also have a
+    zero-at-0 form)."""
+    if head.op != "Conv2D" or not _no_padding(ctx, head):
         return None, 0.0
     key = canonical_input(head.input[0])
-    memo = key + "@offset"
-    if memo in lowering.quantized:
-        q = lowering.quantized[memo]
+    if key in ctx.offset_tensors:
+        q = ctx.offset_tensors[key]
         return q, float(q.offset_lo)
     # A qint8 result (conv without activation) is requantized from its float form (the
     # Dequantize named like it): the fused convs take no qint8 input that is exact.
-    rng = lowering.ranges.get(key, lowering.fallback_range)
+    rng = ctx.range_of(key)
     if rng is None or not rng[1] > rng[0]:
         return None, 0.0
     lo, hi = float(rng[0]), float(rng[1])
     base = key.replace(":", "_") + "/eightbit_offset"
-    q = lowering._emit("QuantizeV2", base + "_quantize",
-                       [head.input[0], lowering._const(base + "_min", lo),
-                        lowering._const(base + "_max", hi)], {"T": tf.quint8})
+    q = ctx.emit("QuantizeV2", base + "_quantize",
+                 [head.input[0], ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)],
+                 {"T": tf.quint8})
     set_attr_string(q, "mode", b"MIN_FIRST")
-    result = OffsetQuantized(tensor_name(q.name, 0), lowering._const(base + "_range_min", 0.0),
-                             lowering._const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
-    lowering.quantized[memo] = result
+    result = OffsetQuantized(tensor_name(q.name, 0), ctx.const(base + "_range_min", 0.0),
+                             ctx.const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
+    ctx.offset_tensors[key] = result
     return result, lo
 
 
@@ -56,8 +57,8 @@ def offset_bias(codes, w_max, lo):
     return (lo * codes.astype(np.float64).sum(axis=(0, 1, 2)) * scale).astype(np.float32)
 
 
-def _no_padding(lowering, head):
+def _no_padding(ctx, head):
     if head.attr["padding"].s == b"VALID":
         return True
-    kernel = lowering.index.node(head.input[1]).attr["value"].tensor.tensor_shape.dim
+    kernel = ctx.index.node(head.input[1]).attr["value"].tensor.tensor_shape.dim
     return len(kernel) == 4 and kernel[0].size == 1 and kernel[1].size == 1
