@@ -23,11 +23,14 @@ NEGATIVE_TOLERANCE = 1e-6  # relative: calibrated minimums this close to 0 count
 
 class EmitContext:
 
-    def __init__(self, graph_def, quantized, ranges, fallback_range=None, bias_corrections=None):
+    def __init__(self, graph_def, quantized, quantize_weights, ranges, fallback_range=None,
+                 bias_corrections=None):
         self.graph_def = graph_def
         self.index = GraphIndex(graph_def)
         self.shapes = StaticShapes(graph_def)
         self.quantized_nodes = frozenset(quantized)   # annotate's choice (read only)
+        # The target's weight scheme: (op, float weights, transpose_b=False) -> (codes, scales).
+        self.quantize_weights = quantize_weights
         self.ranges = ranges or {}
         self.fallback_range = fallback_range
         self.bias_corrections = bias_corrections or {}  # layer -> subtracted from its bias

@@ -25,6 +25,7 @@ class FusedTarget:
     name: str                   # the ops registry's key for its emitters
     fuse_residuals: Callable    # (ctx, [ConvGroup]) -> [ConvGroup]: the residual Adds it fuses
     dequantize: Callable        # (ctx, float tensor name, Quantized): the float value again
+    quantize_weights: Callable  # (op, float weights, transpose_b) -> what its int8 op takes
     anchor_at_tail: bool        # lower a group at its last member (else at its head)
 
 
@@ -53,7 +54,8 @@ def lower_patterns(graph_def, decision, target, ranges, fallback_range=None, bia
         raise QuantizeGraphError(
             "the %s target freezes every range: give --calibration_data (or --ranges_in, "
             "or --quantized_fallback_min/max), or use --target=reference" % target.name)
-    ctx = EmitContext(graph_def, decision.quantized, ranges, fallback_range, bias_corrections)
+    ctx = EmitContext(graph_def, decision.quantized, target.quantize_weights, ranges, fallback_range,
+                      bias_corrections)
     lowering_plan = plan(ctx, target)
     reasons = {}
     for name in ctx.index.topological_order():

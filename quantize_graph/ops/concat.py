@@ -9,8 +9,8 @@ import tensorflow as tf
 from quantize_graph.graph.edit import data_inputs
 from quantize_graph.graph.nodes import const_value, set_attr_int
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
-from quantize_graph.targets import kernels, onednn
+from quantize_graph.ops.common import handlers
+from quantize_graph.lowering import kernels, onednn
 
 NEGATIVE_INPUT = "an input can be negative"
 
@@ -95,5 +95,5 @@ def emit_kernels(ctx, group):
     return None
 
 
-register(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference,
-         onednn=emit_onednn, kernels=emit_kernels)
+HANDLERS = handlers(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference,
+                    onednn=emit_onednn, kernels=emit_kernels)

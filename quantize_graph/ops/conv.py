@@ -6,8 +6,8 @@ patterns.ConvGroup fuses: one emitter per target.
 - onednn: QuantizedConv2DWithBiasAndReluAndRequantize (Relu6 by saturating at an output range
   of 6), without activation QuantizedConv2DWithBiasAndRequantize (qint8 out), depthwise only
   with an activation (QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize), a residual Add as
-  QuantizedConv2DWithBiasSumAndReluAndRequantize (targets/onednn_residual.py), a signed input
-  with an offset (targets/onednn_signed_input.py);
+  QuantizedConv2DWithBiasSumAndReluAndRequantize (lowering/onednn_residual.py), a signed input
+  with an offset (lowering/onednn_signed_input.py);
 - kernels: QgQuantizedConv2D / QgQuantizedDepthwiseConv2D, affine in and out, the residual
   Add as the summand with or without an activation.
 A foldable Pad (ConvGroup.pad) becomes the conv's SAME padding on both fused targets.
@@ -18,8 +18,8 @@ from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import copy_attr, create_node, set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string
 from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.ops.common import all_ones, is_float, is_nhwc
-from quantize_graph.ops.registry import register
-from quantize_graph.targets import kernels, onednn, onednn_residual, onednn_signed_input
+from quantize_graph.ops.common import handlers
+from quantize_graph.lowering import kernels, onednn, onednn_residual, onednn_signed_input
 
 CONV_ATTRS = ("strides", "padding", "dilations")
 
@@ -93,7 +93,7 @@ def emit_onednn(ctx, group):
         return "depthwise channel multiplier > 1"
     bias = ctx.layer_bias(group, weights)
     base = last.name + "/eightbit"
-    q_w, w_max = onednn._quantize_conv_weights(weights, head.op)
+    q_w, w_max = ctx.quantize_weights(head.op, weights)
     filt = ctx.const(base + "_weights", q_w, tf.qint8)
     if offset:
         bias = bias + onednn_signed_input.offset_bias(q_w, w_max, offset)
@@ -140,7 +140,7 @@ def emit_kernels(ctx, group):
     weights = ctx.layer_weights(group)
     bias = ctx.layer_bias(group, weights)
     base = last.name + "/eightbit"
-    codes, scales = kernels._quantized_layout(head.op, weights)
+    codes, scales = ctx.quantize_weights(head.op, weights)
     depthwise = head.op == "DepthwiseConv2dNative"
     lo, hi = kernels.output_range(ctx, last.name, act.op if act else None)
     concat = kernels.concat_reader(ctx, last)
@@ -166,6 +166,8 @@ def emit_kernels(ctx, group):
     return None
 
 
-register(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=emit_onednn,
-         kernels=emit_kernels)
-register(["DepthwiseConv2dNative"], supports_depthwise, onednn=emit_onednn, kernels=emit_kernels)
+HANDLERS = {
+    **handlers(["Conv2D"], supports_conv2d, reference=lower_conv2d_reference, onednn=emit_onednn,
+               kernels=emit_kernels),
+    **handlers(["DepthwiseConv2dNative"], supports_depthwise, onednn=emit_onednn, kernels=emit_kernels),
+}

@@ -11,8 +11,8 @@ import tensorflow as tf
 from quantize_graph.graph.nodes import copy_attr, create_node, set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string
 from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
-from quantize_graph.targets import kernels, onednn
+from quantize_graph.ops.common import handlers
+from quantize_graph.lowering import kernels, onednn
 
 TRANSPOSE_A = "transpose_a is not supported by the int8 MatMul"
 
@@ -45,7 +45,7 @@ def emit_onednn(ctx, group):
     base = last.name + "/eightbit"
     if head.attr["transpose_a"].b:
         return TRANSPOSE_A
-    q_b, b_max = onednn._quantize_matmul_weights(weights, head.attr["transpose_b"].b)
+    q_b, b_max = ctx.quantize_weights(head.op, weights, head.attr["transpose_b"].b)
     b = ctx.const(base + "_weights", q_b, tf.qint8)
     if act is not None:
         magnitude = onednn.output_magnitude(ctx, last.name, ACTIVATION_CAPS[act.op])
@@ -80,7 +80,7 @@ def emit_kernels(ctx, group):
     base = last.name + "/eightbit"
     if head.attr["transpose_a"].b:
         return TRANSPOSE_A
-    codes, scales = kernels._quantized_layout(head.op, weights, head.attr["transpose_b"].b)
+    codes, scales = ctx.quantize_weights(head.op, weights, head.attr["transpose_b"].b)
     float_out = act is None and ctx.only_float_readers(last)
     lo, hi = (0.0, 1.0) if float_out else kernels.output_range(ctx, last.name, act.op if act else None)
     concat = None if float_out else kernels.concat_reader(ctx, last)
@@ -102,5 +102,5 @@ def emit_kernels(ctx, group):
     return None
 
 
-register(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=emit_onednn,
-         kernels=emit_kernels)
+HANDLERS = handlers(["MatMul"], supports_matmul, reference=lower_matmul_reference, onednn=emit_onednn,
+                    kernels=emit_kernels)

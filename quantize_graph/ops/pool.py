@@ -4,8 +4,8 @@ import tensorflow as tf
 
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.registry import register
-from quantize_graph.targets import kernels, onednn
+from quantize_graph.ops.common import handlers
+from quantize_graph.lowering import kernels, onednn
 
 POOL_ATTRS = ("ksize", "strides", "padding")
 NEGATIVE_INPUT = "an input can be negative"
@@ -49,5 +49,5 @@ def emit_kernels(ctx, group):
     return _emit(ctx, group, kernels.quantize_input, "QgQuantized", None)
 
 
-register(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=emit_onednn,
-         kernels=emit_kernels)
+HANDLERS = handlers(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=emit_onednn,
+                    kernels=emit_kernels)

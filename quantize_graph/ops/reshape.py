@@ -7,8 +7,8 @@ from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.lowering.context import Quantized
 from quantize_graph.graph.names import tensor_name
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import register
-from quantize_graph.targets import kernels, onednn
+from quantize_graph.ops.common import handlers
+from quantize_graph.lowering import kernels, onednn
 
 FLOAT_INPUT = "its input is float: quantizing only to reshape would lose precision"
 NEGATIVE_INPUT = "an input can be negative"
@@ -62,5 +62,5 @@ def emit_kernels(ctx, group):
     return _emit(ctx, group, kernels.quantize_input, _kernels_reshape)
 
 
-register(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=emit_onednn,
-         kernels=emit_kernels)
+HANDLERS = handlers(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=emit_onednn,
+                    kernels=emit_kernels)

@@ -13,26 +13,11 @@ emitters beside onednn's in ops/*.py, with three differences that the Qg ops all
 A MatMul that only float ops read returns float (logits keep full precision).
 """
 import numpy as np
-import tensorflow as tf
 
-from quantize_graph.graph import patterns
-from quantize_graph.graph.names import canonical_input, tensor_name
-from quantize_graph.graph.nodes import create_node
-from quantize_graph.lowering.context import Quantized
+from quantize_graph.lowering import kernels as kernels_blocks
 from quantize_graph.lowering.driver import FusedTarget, lower_patterns
 from quantize_graph.passes.weights import round_keeping_sums
 from quantize_graph.targets.onednn import weight_scale
-
-
-def affine_range(lo, hi):
-    """(min, max) widened to hold 0 and nudged so that 0.0 is an exact quint8 code."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-6:
-        hi = lo + 1e-6
-    scale = (hi - lo) / 255.0
-    zero_point = int(np.clip(np.rint(-lo / scale), 0, 255))
-    lo = -zero_point * scale
-    return lo, lo + 255.0 * scale
 
 
 def quantize_weights(weights, axis, pair_limited=False):
@@ -58,70 +43,6 @@ def quantize_weights(weights, axis, pair_limited=False):
     return codes, scale.astype(np.float32)
 
 
-def quantize_input(ctx, inp):
-    """The affine quint8 form of a float tensor, quantizing it if needed; None without a range."""
-    key = canonical_input(inp)
-    if key in ctx.tensors:
-        return ctx.tensors[key]
-    rng = ctx.range_of(key)
-    if rng is None:
-        return None
-    lo, hi = affine_range(*rng)
-    base = key.replace(":", "_") + "/eightbit"
-    q = ctx.emit("QgQuantize", base + "_quantize",
-                 [inp, ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)])
-    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, hi)
-    ctx.tensors[key] = result
-    return result
-
-
-def output_range(ctx, name, activation=None):
-    """The affine range frozen for a result: calibrated, narrowed to what Relu/Relu6 keeps."""
-    lo, hi = ctx.calibrated_range(name)
-    keep = patterns.kept_range(activation)
-    if keep is not None:
-        lo = max(lo, keep[0])
-        if keep[1] is not None:
-            hi = min(hi, keep[1])
-    return affine_range(lo, hi)
-
-
-def concat_reader(ctx, node):
-    """The 8-bit concat that is the only reader of `node`, or None.
-
-    Such a producer requantizes straight to the concat's range (as TFLite does), so the
-    concat's table for this input is the identity and the kernel copies bytes. The concat's
-    range holds every input's (it is their union), so nothing is clipped; a branch with a
-    smaller range than its siblings loses a little resolution."""
-    reader = patterns.sole_reader(ctx.index, node, ctx.quantized_nodes, any_position=True)
-    return reader if reader is not None and reader.op in patterns.CONCAT_OPS else None
-
-
-def dequantize(ctx, name, q):
-    ctx.add(create_node("QgDequantize", name, [q.tensor, q.min, q.max]))
-
-
-def fuse_residuals(ctx, groups):
-    """The kernels plan's residual Adds: conv [+ BiasAdd] groups that end in an Add's operand
-    take the Add (the other operand, not a Const, becomes the summand) and the Relu/Relu6
-    after it, if any. An Add of two such groups (a projection shortcut) goes to the first by
-    name; the other is lowered alone, as the summand."""
-    claimed, out = set(), []
-    for group in groups:   # by head name: the same graph always fuses the same way
-        fused = patterns.residual_candidate(ctx.index, ctx.quantized_nodes, group)
-        if (fused is not None and fused.residual_add not in claimed
-                and ctx.index.get(fused.summand).op != "Const"):
-            claimed.add(fused.residual_add)
-            group = fused
-        out.append(group)
-    return out
-
-
-# Lowered at a group's last member, so that a residual summand produced by another branch is
-# already 8-bit when its Add is fused.
-TARGET = FusedTarget("kernels", fuse_residuals, dequantize, anchor_at_tail=True)
-
-
 def _quantized_layout(op, weights, transpose_b=False):
     """(codes, per-channel scales) of a layer's weights as the Qg op takes them: conv HWIO,
     depthwise [kh, kw, C, mult], MatMul [K, N] (transposed first if transpose_b)."""
@@ -143,6 +64,12 @@ def dequantized_weights(op, weights, transpose_b=False):
         return (codes.reshape(kh, kw, 1, c * mult) * scales.astype(np.float64)).reshape(weights.shape)
     values = codes * scales.astype(np.float64)
     return values.T if op == "MatMul" and transpose_b else values
+
+
+# Lowered at a group's last member, so that a residual summand produced by another branch is
+# already 8-bit when its Add is fused.
+TARGET = FusedTarget("kernels", kernels_blocks.fuse_residuals, kernels_blocks.dequantize,
+                     _quantized_layout, anchor_at_tail=True)
 
 
 def lower_kernels(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):

@@ -17,56 +17,18 @@ Facts this rests on are measured in docs/onednn_notes.md. In short:
 - QuantizeV2 (SCALED, HALF_TO_EVEN) where data enters, Dequantize (SCALED) where a float op reads.
 """
 import numpy as np
-import tensorflow as tf
 
-from quantize_graph.graph.names import canonical_input, tensor_name
-from quantize_graph.graph.nodes import create_node, set_attr_dtype, set_attr_string
-from quantize_graph.lowering.context import Quantized
+from quantize_graph.lowering import onednn as onednn_blocks, onednn_residual
 from quantize_graph.lowering.driver import FusedTarget, lower_patterns
 from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets import onednn_residual
 
 
-def quantize_input(ctx, inp):
-    """The quint8 form (zero at code 0) of a float tensor, quantizing it if needed; None if it
-    can't be (calibrated negative, or already int8 as qint8)."""
-    key = canonical_input(inp)
-    if key in ctx.tensors:
-        q = ctx.tensors[key]
-        return q if q.dtype == tf.quint8 else None
-    if not ctx.nonnegative(key):
-        return None
-    magnitude = max(ctx.range_of(key)[1], 1e-6)
-    base = key.replace(":", "_") + "/eightbit"
-    lo = ctx.const(base + "_min", 0.0)
-    hi = ctx.const(base + "_max", magnitude)
-    q = ctx.emit("QuantizeV2", base + "_quantize", [inp, lo, hi], {"T": tf.quint8})
-    set_attr_string(q, "mode", b"SCALED")
-    set_attr_string(q, "round_mode", b"HALF_TO_EVEN")
-    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, magnitude)
-    ctx.tensors[key] = result
-    return result
-
-
-def output_magnitude(ctx, name, cap=None):
-    """The largest magnitude of a result's frozen symmetric (qint8) or [0, M] (quint8) range."""
-    rng = ctx.calibrated_range(name)
-    top = max(abs(rng[0]), abs(rng[1]))
-    if cap is not None:
-        top = min(top, cap)
-    return max(top, 1e-6)
-
-
-def dequantize(ctx, name, q):
-    """A Dequantize named like each replaced tensor, for float readers and graph outputs; the
-    final prune drops those nobody reads."""
-    dq = create_node("Dequantize", name, [q.tensor, q.min, q.max])
-    set_attr_dtype(dq, "T", q.dtype)
-    set_attr_string(dq, "mode", b"SCALED")
-    ctx.add(dq)
-
-
-TARGET = FusedTarget("onednn", onednn_residual.fuse_residuals, dequantize, anchor_at_tail=False)
+def quantize_weights(op, weights, transpose_b=False):
+    """(qint8 codes, max to declare) of a conv/depthwise filter (per channel) or MatMul
+    weights (per tensor), as the fused ops take them."""
+    if op == "MatMul":
+        return _quantize_matmul_weights(weights, transpose_b)
+    return _quantize_conv_weights(weights, op)
 
 
 def pair_limit(weights, k_axis, reduce_axes):
@@ -136,6 +98,10 @@ def dequantized_weights(op, weights, transpose_b=False):
         if op == "DepthwiseConv2dNative":  # [h, w, channels, 1]: scales along axis 2
             top = top[:, None]
     return codes.astype(np.float64) * (np.asarray(top, np.float64) / 127.0)
+
+
+TARGET = FusedTarget("onednn", onednn_residual.fuse_residuals, onednn_blocks.dequantize,
+                     quantize_weights, anchor_at_tail=False)
 
 
 def lower_onednn(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):
