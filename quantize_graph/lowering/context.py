@@ -1,4 +1,4 @@
-"""What an emitter works on: the float graph, its ranges, the nodes emitted so far and the
+"""What a plan and an emitter work on: the float graph, its ranges, the nodes emitted so far and the
 8-bit form of each float tensor. One EmitContext per lowering; the emitters (ops/*.py) and
 the targets' building blocks (targets/<target>.py) only go through it."""
 import collections
@@ -9,7 +9,7 @@ import tensorflow as tf
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.edit import NameAllocator
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, tensor_name
+from quantize_graph.graph.names import tensor_name
 from quantize_graph.graph.nodes import const_value, create_node, make_const, set_attr_dtype
 from quantize_graph.graph.patterns import StaticShapes
 from quantize_graph.passes.fold_batch_norms import out_channels
@@ -93,11 +93,6 @@ class EmitContext:
         Squeeze/Softmax), so an int8 result would be dequantized right away."""
         readers = self.index.consumers.get(node.name, [])
         return all(r.name not in self.quantized_nodes for r, _ in readers)
-
-    def already_int8(self, inp):
-        """True if an int8 op already produces this tensor (no quantize needed): a reshape of
-        a float tensor (say, the probabilities after Softmax) would only round it."""
-        return canonical_input(inp) in self.produced
 
     def layer_weights(self, group):
         """The float32 weights of a ConvGroup's head."""

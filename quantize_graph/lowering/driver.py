@@ -1,21 +1,21 @@
 """The fused-pattern lowering shared by the onednn and kernels targets: match the groups
-(graph/patterns.py), let the target plan them (which residual Adds it fuses, where each group
-is lowered), then emit each group at its place in topological order with the target's emitter
-(ops/<pattern>.py, through the ops registry). A group whose emitter declines stays float, with
-the reason; float readers and graph outputs get the target's Dequantize of each 8-bit result.
+(graph/patterns.py), plan them (the target's residual Adds; per group, in topological order,
+emit or keep float with the reason, and the specs of its tensors: ops/<pattern>.py plan_<target>
+through the ops registry), then emit the planned groups in the same order (emit_<target>).
+Float readers and graph outputs get the target's Dequantize of each 8-bit result.
 """
 import dataclasses
-import types
-from typing import Callable, Mapping, Tuple
+from typing import Callable, Tuple
 
 from quantize_graph.annotate import Decision
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph import patterns
 from quantize_graph.graph.edit import graph_with_nodes
 from quantize_graph.lowering.context import EmitContext
+from quantize_graph.lowering.plan import GroupPlan, PlanState, keep_float
+from quantize_graph.ops.common import Lowering
 from quantize_graph.ops.registry import handler
 
-NOT_FUSED = "not fused into a quantized conv/matmul"
 ONLY_FUSED = "only fused into a quantized conv/matmul"
 
 
@@ -31,21 +31,30 @@ class FusedTarget:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    groups: Tuple[object, ...]            # every group to lower
-    anchors: Mapping[str, object]         # node name -> the group lowered at its place
-    absorbed: frozenset                   # members of ConvGroups other than their heads
+    """What a fused target does with each group, in the order the groups are emitted."""
+    groups: Tuple[GroupPlan, ...]
+
+    def float_reasons(self):
+        return {m: p.float_reason for p in self.groups if not p.emitted for m in p.group.members}
 
 
 def plan(ctx, target):
-    """The target's Plan for the quantized nodes of ctx's graph."""
+    """The target's Plan for the quantized nodes of ctx's graph: its groups (with the residual
+    Adds it fuses), each planned at its place in topological order (its head, or its tail for
+    a target that anchors there)."""
     convs = target.fuse_residuals(ctx, patterns.conv_groups(ctx.index, ctx.quantized_nodes, ctx.shapes))
     taken = {m for g in convs for m in g.members}
     singles = [patterns.single_group(ctx.index.nodes[n]) for n in sorted(ctx.quantized_nodes)
                if n not in taken]
     anchors = {(g.tail if target.anchor_at_tail else g.head): g for g in convs}
     anchors.update({g.node: g for g in singles})
-    return Plan(tuple(convs) + tuple(singles), types.MappingProxyType(anchors),
-                frozenset(m for g in convs for m in g.members[1:]))
+    state = PlanState(ctx)
+    plans = []
+    for name in ctx.index.topological_order():
+        if name in anchors:
+            group = anchors[name]
+            plans.append(_lowering(ctx, group, target).plan(state, group))
+    return Plan(tuple(plans))
 
 
 def lower_patterns(graph_def, decision, target, ranges, fallback_range=None, bias_corrections=None):
@@ -57,29 +66,25 @@ def lower_patterns(graph_def, decision, target, ranges, fallback_range=None, bia
     ctx = EmitContext(graph_def, decision.quantized, target.quantize_weights, ranges, fallback_range,
                       bias_corrections)
     lowering_plan = plan(ctx, target)
-    reasons = {}
-    for name in ctx.index.topological_order():
-        group = lowering_plan.anchors.get(name)
-        if group is None:
-            continue
-        why = _emitter(ctx, group, target)(ctx, group)
-        if why is not None:
-            for member in group.members:
-                reasons.setdefault(member, why)
-    for name in lowering_plan.absorbed - ctx.replaced:
-        reasons.setdefault(name, NOT_FUSED)
+    for group_plan in lowering_plan.groups:
+        if group_plan.emitted:
+            _lowering(ctx, group_plan.group, target).emit(ctx, group_plan)
     for name in sorted(ctx.produced):
         target.dequantize(ctx, name, ctx.tensors[name])
     kept = [n for n in graph_def.node if n.name not in ctx.replaced]
+    reasons = lowering_plan.float_reasons()
     float_reasons = dict(decision.float_reasons)
     float_reasons.update(reasons)
     return (graph_with_nodes(graph_def, kept + ctx.new_nodes),
             Decision(set(decision.quantized) - set(reasons), float_reasons))
 
 
-def _emitter(ctx, group, target):
-    """The target's emitter for a group: (ctx, group) -> None when emitted, else why not."""
+_UNMATCHED = Lowering(lambda state, group: keep_float(group, ONLY_FUSED), None)
+
+
+def _lowering(ctx, group, target):
+    """The target's Lowering (plan, emit) of a group, from its pattern module (ops registry)."""
     if isinstance(group, patterns.Unmatched):
-        return lambda ctx, group: ONLY_FUSED
+        return _UNMATCHED
     op = group.op if isinstance(group, patterns.ConvGroup) else ctx.index.nodes[group.node].op
     return handler(op).lower[target.name]

@@ -8,6 +8,7 @@ from quantize_graph.graph import patterns
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import create_node
 from quantize_graph.lowering.context import Quantized
+from quantize_graph.lowering.plan import AFFINE, TensorSpec
 
 
 def affine_range(lo, hi):
@@ -21,19 +22,28 @@ def affine_range(lo, hi):
     return lo, lo + 255.0 * scale
 
 
-def quantize_input(ctx, inp):
-    """The affine quint8 form of a float tensor, quantizing it if needed; None without a range."""
+def input_spec(state, inp):
+    """How a float tensor enters a Qg op: affine quint8 over its calibrated range, as it was
+    quantized before or is written by an int8 op; None without a range."""
     key = canonical_input(inp)
-    if key in ctx.tensors:
-        return ctx.tensors[key]
-    rng = ctx.range_of(key)
+    if key in state.specs:
+        return state.specs[key]
+    rng = state.ctx.range_of(key)
     if rng is None:
         return None
-    lo, hi = affine_range(*rng)
+    return state.record(key, TensorSpec(inp, AFFINE, *affine_range(*rng)))
+
+
+def quantize(ctx, spec):
+    """The Quantized form of an input spec: the int8 result or QgQuantize made before, else a
+    new QgQuantize."""
+    key = canonical_input(spec.tensor)
+    if key in ctx.tensors:
+        return ctx.tensors[key]
     base = key.replace(":", "_") + "/eightbit"
     q = ctx.emit("QgQuantize", base + "_quantize",
-                 [inp, ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)])
-    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, hi)
+                 [spec.tensor, ctx.const(base + "_min", spec.lo), ctx.const(base + "_max", spec.hi)])
+    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, spec.hi)
     ctx.tensors[key] = result
     return result
 
@@ -47,6 +57,15 @@ def output_range(ctx, name, activation=None):
         if keep[1] is not None:
             hi = min(hi, keep[1])
     return affine_range(lo, hi)
+
+
+def output_spec(ctx, name, activation=None):
+    """A result's affine spec; written straight at the range of a Concat that alone reads it."""
+    node = ctx.index.nodes[name]
+    concat = concat_reader(ctx, node)
+    if concat is not None:
+        return TensorSpec(name, AFFINE, *output_range(ctx, concat.name), shared_with=concat.name)
+    return TensorSpec(name, AFFINE, *output_range(ctx, name, activation))
 
 
 def concat_reader(ctx, node):

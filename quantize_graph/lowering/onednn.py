@@ -5,28 +5,51 @@ import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import create_node, set_attr_dtype, set_attr_string
+from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.lowering.context import Quantized
+from quantize_graph.lowering.plan import SYMMETRIC, ZERO_AT_0, TensorSpec
 
 
-def quantize_input(ctx, inp):
-    """The quint8 form (zero at code 0) of a float tensor, quantizing it if needed; None if it
-    can't be (calibrated negative, or already int8 as qint8)."""
+def input_spec(state, inp):
+    """How a float tensor enters a onednn op: quint8 with zero at code 0 over [0, M], as it was
+    quantized before or is written by an int8 op; None if it can't (calibrated negative, or
+    written as qint8)."""
     key = canonical_input(inp)
-    if key in ctx.tensors:
-        q = ctx.tensors[key]
-        return q if q.dtype == tf.quint8 else None
-    if not ctx.nonnegative(key):
+    if key in state.specs:
+        spec = state.specs[key]
+        return spec if spec.scheme == ZERO_AT_0 else None
+    if not state.ctx.nonnegative(key):
         return None
-    magnitude = max(ctx.range_of(key)[1], 1e-6)
+    return state.record(key, TensorSpec(inp, ZERO_AT_0, 0.0, max(state.ctx.range_of(key)[1], 1e-6)))
+
+
+def quantize(ctx, spec):
+    """The Quantized form of a ZERO_AT_0 input spec: the int8 result or QuantizeV2 made before,
+    else a new QuantizeV2 (SCALED, HALF_TO_EVEN)."""
+    key = canonical_input(spec.tensor)
+    if key in ctx.tensors:
+        return ctx.tensors[key]
     base = key.replace(":", "_") + "/eightbit"
     lo = ctx.const(base + "_min", 0.0)
-    hi = ctx.const(base + "_max", magnitude)
-    q = ctx.emit("QuantizeV2", base + "_quantize", [inp, lo, hi], {"T": tf.quint8})
+    hi = ctx.const(base + "_max", spec.hi)
+    q = ctx.emit("QuantizeV2", base + "_quantize", [spec.tensor, lo, hi], {"T": tf.quint8})
     set_attr_string(q, "mode", b"SCALED")
     set_attr_string(q, "round_mode", b"HALF_TO_EVEN")
-    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, magnitude)
+    result = Quantized(q.name, tensor_name(q.name, 1), tensor_name(q.name, 2), tf.quint8, spec.hi)
     ctx.tensors[key] = result
     return result
+
+
+def output_spec(ctx, name, activation=None):
+    """A result's frozen range: [0, M] (quint8) after Relu/Relu6 (M capped at 6 for Relu6),
+    else [-M, M] (qint8)."""
+    if activation is not None:
+        return TensorSpec(name, ZERO_AT_0, 0.0, output_magnitude(ctx, name, ACTIVATION_CAPS[activation]))
+    magnitude = output_magnitude(ctx, name)
+    return TensorSpec(name, SYMMETRIC, -magnitude, magnitude)
+
+
+DTYPES = {ZERO_AT_0: tf.quint8, SYMMETRIC: tf.qint8}
 
 
 def output_magnitude(ctx, name, cap=None):

@@ -17,38 +17,47 @@ import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import set_attr_string
+from quantize_graph.lowering.plan import OFFSET, TensorSpec
 
 # A Quantized (lowering/context.py) whose codes q mean q * magnitude / 255 + offset_lo.
 OffsetQuantized = collections.namedtuple(
     "OffsetQuantized", ["tensor", "min", "max", "dtype", "magnitude", "offset_lo"])
 
 
-def offset_input(ctx, head):
-    """(Quantized with offset codes, lo) for the signed input of `head`, or (None, 0.0) when
-    it cannot be used (not a Conv2D whose windows avoid padding, or no range). One per tensor,
-    kept in ctx.offset_tensors (apart from ctx.tensors: the same tensor may also have a
-    zero-at-0 form)."""
-    if head.op != "Conv2D" or not _no_padding(ctx, head):
-        return None, 0.0
+def offset_spec(state, head):
+    """The OFFSET spec of the signed input of `head` over its calibrated [lo, hi], or None
+    when it cannot be used (not a Conv2D whose windows avoid padding, or no range). One per
+    tensor, kept apart from its other forms (the same tensor may also be read as ZERO_AT_0)."""
+    if head.op != "Conv2D" or not _no_padding(state.ctx, head):
+        return None
     key = canonical_input(head.input[0])
-    if key in ctx.offset_tensors:
-        q = ctx.offset_tensors[key]
-        return q, float(q.offset_lo)
+    if key in state.offset_specs:
+        return state.offset_specs[key]
     # A qint8 result (conv without activation) is requantized from its float form (the
     # Dequantize named like it): the fused convs take no qint8 input that is exact.
-    rng = ctx.range_of(key)
+    rng = state.ctx.range_of(key)
     if rng is None or not rng[1] > rng[0]:
-        return None, 0.0
-    lo, hi = float(rng[0]), float(rng[1])
+        return None
+    state.offset_specs[key] = TensorSpec(head.input[0], OFFSET, float(rng[0]), float(rng[1]))
+    return state.offset_specs[key]
+
+
+def offset_input(ctx, spec):
+    """The OffsetQuantized form of an OFFSET spec (QuantizeV2 MIN_FIRST over [lo, hi], declared
+    to the conv as [0, hi - lo]), made once per tensor (ctx.offset_tensors)."""
+    key = canonical_input(spec.tensor)
+    if key in ctx.offset_tensors:
+        return ctx.offset_tensors[key]
+    lo, hi = spec.lo, spec.hi
     base = key.replace(":", "_") + "/eightbit_offset"
     q = ctx.emit("QuantizeV2", base + "_quantize",
-                 [head.input[0], ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)],
+                 [spec.tensor, ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)],
                  {"T": tf.quint8})
     set_attr_string(q, "mode", b"MIN_FIRST")
     result = OffsetQuantized(tensor_name(q.name, 0), ctx.const(base + "_range_min", 0.0),
                              ctx.const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
     ctx.offset_tensors[key] = result
-    return result, lo
+    return result
 
 
 def offset_bias(codes, w_max, lo):

@@ -5,6 +5,9 @@ import tensorflow as tf
 
 # supports(node) -> (ok, why not); lower: {target: emitter} (see registry.py).
 OpHandler = collections.namedtuple("OpHandler", ["supports", "lower"])
+# A fused target's lowering of one pattern: plan(state, group) -> lowering/plan.GroupPlan
+# (emit, or keep float and why; the specs), emit(ctx, plan) carries an emitted plan out.
+Lowering = collections.namedtuple("Lowering", ["plan", "emit"])
 
 # For the fused targets, BiasAdd, Relu/Relu6 and Add have no emitter of their own: they may be
 # quantized, as members of the ConvGroup that the conv/matmul emitter lowers.

@@ -8,9 +8,9 @@ import tensorflow as tf
 
 from quantize_graph.graph.edit import data_inputs
 from quantize_graph.graph.nodes import const_value, set_attr_int
-from quantize_graph.ops.common import is_float
-from quantize_graph.ops.common import handlers
 from quantize_graph.lowering import kernels, onednn
+from quantize_graph.lowering.plan import AFFINE, ZERO_AT_0, GroupPlan, TensorSpec, keep_float
+from quantize_graph.ops.common import Lowering, handlers, is_float
 
 NEGATIVE_INPUT = "an input can be negative"
 
@@ -56,11 +56,18 @@ def lower_concat_reference(ctx, node):
     ctx.finish_quint8(node, concat.name)
 
 
-def emit_onednn(ctx, group):
-    node = ctx.index.nodes[group.node]
-    qs = [onednn.quantize_input(ctx, v) for v in group.values]
+def plan_onednn(state, group):
+    qs = [onednn.input_spec(state, v) for v in group.values]   # each, as the emitter would
     if any(q is None for q in qs):
-        return NEGATIVE_INPUT
+        return keep_float(group, NEGATIVE_INPUT)
+    output = TensorSpec(group.node, ZERO_AT_0, 0.0, max(q.hi for q in qs))  # QuantizedConcatV2 unifies
+    return GroupPlan(group, inputs=tuple(qs), output=state.produce(output))
+
+
+def emit_onednn(ctx, plan):
+    group = plan.group
+    node = ctx.index.nodes[group.node]
+    qs = [onednn.quantize(ctx, spec) for spec in plan.inputs]
     axis = group.axis
     src = ctx.index.get(axis)
     if src is None or src.op != "Const" or int(const_value(src)) < 0:  # as nonnegative_axis
@@ -71,29 +78,34 @@ def emit_onednn(ctx, group):
                       {"T": tf.quint8, "Tidx": tf.int32})
     set_attr_int(concat, "N", len(qs))
     ctx.replace([node.name])
-    ctx.produce(node.name, concat, tf.quint8, max(q.magnitude for q in qs))
-    return None
+    ctx.produce(node.name, concat, tf.quint8, plan.output.hi)
 
 
-def emit_kernels(ctx, group):
-    node = ctx.index.nodes[group.node]
-    src = ctx.index.get(group.axis)
+def plan_kernels(state, group):
+    src = state.ctx.index.get(group.axis)
     if src is None or src.op != "Const":
-        return "the concat axis is not a constant"
-    qs = [kernels.quantize_input(ctx, v) for v in group.values]
+        return keep_float(group, "the concat axis is not a constant")
+    qs = [kernels.input_spec(state, v) for v in group.values]
     if any(q is None for q in qs):
-        return NEGATIVE_INPUT
-    lo, hi = kernels.output_range(ctx, node.name)
+        return keep_float(group, NEGATIVE_INPUT)
+    output = TensorSpec(group.node, AFFINE, *kernels.output_range(state.ctx, group.node))
+    return GroupPlan(group, inputs=tuple(qs), output=state.produce(output))
+
+
+def emit_kernels(ctx, plan):
+    group, out = plan.group, plan.output
+    node = ctx.index.nodes[group.node]
+    qs = [kernels.quantize(ctx, spec) for spec in plan.inputs]
     concat = ctx.emit("QgQuantizedConcat", node.name + "/eightbit",
                       [q.tensor for q in qs] + [q.min for q in qs] + [q.max for q in qs]
-                      + [ctx.const(node.name + "/eightbit_min_output", lo),
-                         ctx.const(node.name + "/eightbit_max_output", hi)])
+                      + [ctx.const(node.name + "/eightbit_min_output", out.lo),
+                         ctx.const(node.name + "/eightbit_max_output", out.hi)])
     set_attr_int(concat, "N", len(qs))
-    set_attr_int(concat, "axis", int(const_value(src)))
+    set_attr_int(concat, "axis", int(const_value(ctx.index.get(group.axis))))
     ctx.replace([node.name])
-    ctx.produce(node.name, concat, tf.quint8, hi)
-    return None
+    ctx.produce(node.name, concat, tf.quint8, out.hi)
 
 
 HANDLERS = handlers(["Concat", "ConcatV2"], supports_concat, reference=lower_concat_reference,
-                    onednn=emit_onednn, kernels=emit_kernels)
+                    onednn=Lowering(plan_onednn, emit_onednn),
+                    kernels=Lowering(plan_kernels, emit_kernels))

@@ -1,11 +1,13 @@
 """MaxPool and AvgPool, quint8 in and out with the input's range: QuantizedMaxPool /
 QuantizedAvgPool (reference, onednn), QgQuantizedMaxPool / QgQuantizedAvgPool (kernels)."""
+import dataclasses
+
 import tensorflow as tf
 
 from quantize_graph.graph.nodes import copy_attr
-from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.common import handlers
 from quantize_graph.lowering import kernels, onednn
+from quantize_graph.lowering.plan import GroupPlan, keep_float
+from quantize_graph.ops.common import Lowering, handlers, is_float, is_nhwc
 
 POOL_ATTRS = ("ksize", "strides", "padding")
 NEGATIVE_INPUT = "an input can be negative"
@@ -28,26 +30,39 @@ def lower_pool_reference(ctx, node):
     ctx.finish_quint8(node, pool.name)
 
 
-def _emit(ctx, group, quantize_input, op_prefix, types):
-    node = ctx.index.nodes[group.node]
-    x = quantize_input(ctx, node.input[0])
+def _plan(state, group, input_spec):
+    node = state.ctx.index.nodes[group.node]
+    x = input_spec(state, node.input[0])
     if x is None:
-        return NEGATIVE_INPUT
+        return keep_float(group, NEGATIVE_INPUT)
+    return GroupPlan(group, inputs=(x,), output=state.produce(dataclasses.replace(x, tensor=node.name, shared_with=None)))
+
+
+def _emit(ctx, plan, quantize, op_prefix, types):
+    node = ctx.index.nodes[plan.group.node]
+    x = quantize(ctx, plan.inputs[0])
     pool = ctx.emit(op_prefix + node.op, node.name + "/eightbit", [x.tensor, x.min, x.max], types)
     for attr in POOL_ATTRS:
         copy_attr(pool, attr, node.attr[attr])
     ctx.replace([node.name])
     ctx.produce(node.name, pool, tf.quint8, x.magnitude)
-    return None
 
 
-def emit_onednn(ctx, group):
-    return _emit(ctx, group, onednn.quantize_input, "Quantized", {"T": tf.quint8})
+def plan_onednn(state, group):
+    return _plan(state, group, onednn.input_spec)
 
 
-def emit_kernels(ctx, group):
-    return _emit(ctx, group, kernels.quantize_input, "QgQuantized", None)
+def emit_onednn(ctx, plan):
+    _emit(ctx, plan, onednn.quantize, "Quantized", {"T": tf.quint8})
 
 
-HANDLERS = handlers(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference, onednn=emit_onednn,
-                    kernels=emit_kernels)
+def plan_kernels(state, group):
+    return _plan(state, group, kernels.input_spec)
+
+
+def emit_kernels(ctx, plan):
+    _emit(ctx, plan, kernels.quantize, "QgQuantized", None)
+
+
+HANDLERS = handlers(["MaxPool", "AvgPool"], supports_pool, reference=lower_pool_reference,
+                    onednn=Lowering(plan_onednn, emit_onednn), kernels=Lowering(plan_kernels, emit_kernels))

@@ -1,14 +1,16 @@
 """Reshape: the quint8 codes and their range carried through unchanged. reference and onednn:
 QuantizedReshape; kernels: the stock Reshape on the codes (the range travels with the
 producer's min/max). Fused targets reshape only what an int8 op already produces."""
+import dataclasses
+
 import tensorflow as tf
 
-from quantize_graph.graph.nodes import copy_attr
-from quantize_graph.lowering.context import Quantized
 from quantize_graph.graph.names import tensor_name
-from quantize_graph.ops.common import is_float
-from quantize_graph.ops.common import handlers
+from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.lowering import kernels, onednn
+from quantize_graph.lowering.context import Quantized
+from quantize_graph.lowering.plan import GroupPlan, keep_float
+from quantize_graph.ops.common import Lowering, handlers, is_float
 
 FLOAT_INPUT = "its input is float: quantizing only to reshape would lose precision"
 NEGATIVE_INPUT = "an input can be negative"
@@ -28,17 +30,23 @@ def lower_reshape_reference(ctx, node):
     ctx.finish_quint8(node, reshape.name)
 
 
-def _emit(ctx, group, quantize_input, reshape):
-    node = ctx.index.nodes[group.node]
-    if not ctx.already_int8(node.input[0]):
-        return FLOAT_INPUT
-    x = quantize_input(ctx, node.input[0])
+def _plan(state, group, input_spec):
+    node = state.ctx.index.nodes[group.node]
+    if not state.already_int8(node.input[0]):
+        return keep_float(group, FLOAT_INPUT)
+    x = input_spec(state, node.input[0])
     if x is None:
-        return NEGATIVE_INPUT
+        return keep_float(group, NEGATIVE_INPUT)
+    return GroupPlan(group, inputs=(x,), output=state.produce(
+        dataclasses.replace(x, tensor=node.name, shared_with=None)))
+
+
+def _emit(ctx, plan, quantize, reshape):
+    node = ctx.index.nodes[plan.group.node]
+    x = quantize(ctx, plan.inputs[0])
     ctx.replace([node.name])
     ctx.tensors[node.name] = reshape(ctx, node, x)
     ctx.produced.add(node.name)
-    return None
 
 
 def _onednn_reshape(ctx, node, x):
@@ -54,13 +62,21 @@ def _kernels_reshape(ctx, node, x):
     return Quantized(r.name, x.min, x.max, tf.quint8, x.magnitude)
 
 
-def emit_onednn(ctx, group):
-    return _emit(ctx, group, onednn.quantize_input, _onednn_reshape)
+def plan_onednn(state, group):
+    return _plan(state, group, onednn.input_spec)
 
 
-def emit_kernels(ctx, group):
-    return _emit(ctx, group, kernels.quantize_input, _kernels_reshape)
+def emit_onednn(ctx, plan):
+    _emit(ctx, plan, onednn.quantize, _onednn_reshape)
 
 
-HANDLERS = handlers(["Reshape"], supports_reshape, reference=lower_reshape_reference, onednn=emit_onednn,
-                    kernels=emit_kernels)
+def plan_kernels(state, group):
+    return _plan(state, group, kernels.input_spec)
+
+
+def emit_kernels(ctx, plan):
+    _emit(ctx, plan, kernels.quantize, _kernels_reshape)
+
+
+HANDLERS = handlers(["Reshape"], supports_reshape, reference=lower_reshape_reference,
+                    onednn=Lowering(plan_onednn, emit_onednn), kernels=Lowering(plan_kernels, emit_kernels))
