@@ -1,6 +1,7 @@
-"""What a plan and an emitter work on: the float graph, its ranges, the nodes emitted so far and the
-8-bit form of each float tensor. One EmitContext per lowering; the emitters (ops/*.py) and
-the targets' building blocks (targets/<target>.py) only go through it."""
+"""What the planners and emitters work on: the float graph, its ranges, the nodes emitted so far
+and the 8-bit form of each float tensor. One EmitContext per lowering; the pattern modules
+(ops/*.py) and the targets' building blocks (lowering/<target>.py) only go through it: planning
+reads it, emitting adds to it."""
 import collections
 
 import numpy as np
@@ -37,7 +38,7 @@ class EmitContext:
         self.names = NameAllocator(graph_def)
         self.new_nodes = []
         self.tensors = {}        # float tensor name -> Quantized (its 8-bit form)
-        self.offset_tensors = {}  # float tensor name -> OffsetQuantized (lowering/signed_input.py)
+        self.offset_tensors = {}  # float tensor name -> OffsetQuantized (lowering/onednn_signed_input.py)
         self.produced = set()    # float tensor names whose value now comes from an int8 op
         self.replaced = set()    # original node names not copied to the output graph
 

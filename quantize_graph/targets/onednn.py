@@ -15,6 +15,10 @@ Facts this rests on are measured in docs/onednn_notes.md. In short:
   QuantizedMatMulWithBiasAndDequantize (float out, for logits);
 - MaxPool, AvgPool, Concat/ConcatV2 (QuantizedConcatV2 unifies input ranges), Reshape stay 8-bit;
 - QuantizeV2 (SCALED, HALF_TO_EVEN) where data enters, Dequantize (SCALED) where a float op reads.
+
+Lowered by lowering/driver.py: the plans and emitters are in ops/<pattern>.py, the building
+blocks in lowering/onednn.py, onednn_residual.py and onednn_signed_input.py; this module holds
+the weight scheme and the target's FusedTarget.
 """
 import numpy as np
 
