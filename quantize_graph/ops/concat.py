@@ -29,14 +29,19 @@ def concat_axis_and_values(node):
     return inputs[-1], list(range(0, len(inputs) - 1))
 
 
+def constant_nonnegative_axis(index, axis):
+    """Whether the axis input is a Const >= 0 (quantized concat ops reject -1)."""
+    src = index.get(axis)
+    return src is not None and src.op == "Const" and int(const_value(src)) >= 0
+
+
 def nonnegative_axis(ctx, node, axis, first_value):
     """The axis as a tensor >= 0: quantized concat ops reject -1 (Keras' Concatenate default).
 
     A constant axis >= 0 is kept; any other becomes FloorMod(axis, Rank(first value)), which
     constant folding by TF's optimizer makes free.
     """
-    src = ctx.index.get(axis)
-    if src is not None and src.op == "Const" and int(const_value(src)) >= 0:
+    if constant_nonnegative_axis(ctx.index, axis):
         return axis
     rank = ctx.emit("Rank", node, "rank", [first_value], types={"T": "float32"})
     fixed = ctx.emit("FloorMod", node, "axis", [axis, rank.name], types={"T": "int32"})
@@ -69,8 +74,7 @@ def emit_onednn(ctx, plan):
     node = ctx.index.nodes[group.node]
     qs = [onednn.quantize(ctx, spec) for spec in plan.inputs]
     axis = group.axis
-    src = ctx.index.get(axis)
-    if src is None or src.op != "Const" or int(const_value(src)) < 0:  # as nonnegative_axis
+    if not constant_nonnegative_axis(ctx.index, axis):  # FloorMod(axis, Rank), as the reference
         rank = ctx.emit("Rank", node.name + "/eightbit_rank", [qs[0].tensor], {"T": tf.quint8})
         axis = ctx.emit("FloorMod", node.name + "/eightbit_axis", [axis, rank.name], {"T": tf.int32}).name
     concat = ctx.emit("QuantizedConcatV2", node.name + "/eightbit",
