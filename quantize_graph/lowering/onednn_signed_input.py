@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import set_attr_string
-from quantize_graph.lowering.plan import OFFSET, TensorSpec
+from quantize_graph.lowering.plan import OFFSET, SYMMETRIC, TensorSpec
 
 # A Quantized (lowering/context.py) whose codes q mean q * magnitude / 255 + offset_lo.
 OffsetQuantized = collections.namedtuple(
@@ -35,7 +35,7 @@ def offset_spec(state, head):
         return state.offset_specs[key]
     # A qint8 result (conv without activation) is requantized from its float form (the
     # Dequantize named like it): the fused convs take no qint8 input that is exact.
-    rng = state.ctx.range_of(key)
+    rng = _qint8_grid(state.specs.get(key)) or state.ctx.range_of(key)
     if rng is None or not rng[1] > rng[0]:
         return None
     state.offset_specs[key] = TensorSpec(head.input[0], OFFSET, float(rng[0]), float(rng[1]))
@@ -58,6 +58,18 @@ def offset_input(ctx, spec):
                              ctx.const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
     ctx.offset_tensors[key] = result
     return result
+
+
+def _qint8_grid(spec):
+    """[lo, hi] whose 256 codes are the qint8 result's own grid shifted by 128 codes, when the
+    input is a qint8 result over +-M: then each code c becomes c + 128 exactly. Another range
+    puts a second grid over the first: with the calibrated [-M, M], every code near 0 sits on
+    a rounding tie and moves half a step away from 0 (MobileNet-v2's linear bottlenecks: the
+    error added at each expand conv's input 3x plain rounding's)."""
+    if spec is None or spec.scheme != SYMMETRIC:
+        return None
+    step = float(spec.hi) / 127.0
+    return (-128.0 * step, 127.0 * step)
 
 
 def offset_bias(codes, w_max, lo):

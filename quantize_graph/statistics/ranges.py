@@ -8,8 +8,8 @@ near-normal sums. Measured on the generated Inception-v3 and MobileNet-v2 (100 p
 calibration, docs/statistics_ranges.md), the k at which mean + k std meets the calibrated
 maximum is 10-14 at depth 1-5 and 4.5-5 from depth ~15 on, in both nets; k_at_depth follows
 that curve, so the ranges are what minmax calibration would give. Two-sided tensors (no
-activation after them: linear bottlenecks, residual sums) take TWO_SIDED_K at every depth:
-wider ranges there measured worse on MobileNet-v2.
+activation after them: linear bottlenecks, residual sums) follow the same curve: their
+calibrated ranges are as heavy-tailed near the input (MobileNet-v2: 2.5x mean + 4 std).
 """
 import math
 
@@ -17,13 +17,12 @@ import numpy as np
 
 from quantize_graph.graph.names import split_input
 from quantize_graph.statistics.batch_norm import ChannelMoments
-from quantize_graph.statistics.propagate import propagate, static_shapes, uniform_stats
+from quantize_graph.statistics.propagate import propagate, uniform_stats
 
 DEFAULT_K = 4.5       # k deep in the net
 EARLY_EXTRA_K = 8.0   # added at depth 1, decaying ...
 EARLY_DEPTH = 6.0     # ... by a factor e every this many layers
 EQUALIZE_K = 6.0      # range equalization's per-channel maxima: mean + this * std
-TWO_SIDED_K = 4.0     # tensors whose lower end is not an activation's bound
 SOURCE = "batch-norm statistics"
 FROM_STATISTICS = "ranges from batch-norm statistics, no calibration data"
 INPUT_SOURCE = "input range"
@@ -44,19 +43,15 @@ def statistics_ranges(graph_def, bn_moments, tensors, input_names=(), input_rang
     graph before folding; input_range: (min, max) of every graph input, or None.
 
     k: the range half-width deep in the net, in standard deviations (k_at_depth adds to it
-    near the input). A tensor is one-sided where its lower end is a hard bound (an
-    activation's), the same whatever k: then that k; else TWO_SIDED_K.
+    near the input), for one-sided and two-sided tensors alike.
     """
-    shapes = static_shapes(graph_def)  # one import of the graph for both propagations
-    stats = propagated(graph_def, bn_moments, input_names, input_range, k_at_depth(k), shapes)
-    two = propagated(graph_def, bn_moments, input_names, input_range, TWO_SIDED_K, shapes)
+    stats = propagated(graph_def, bn_moments, input_names, input_range, k_at_depth(k))
     ranges, sources = {}, {}
     for tensor in tensors:
         name, port, _ = split_input(tensor)
         if port != 0 or name not in stats:
             continue
-        one_sided = np.array_equal(stats[name].lo, two[name].lo)
-        lo, hi = (stats if one_sided else two)[name].range()
+        lo, hi = stats[name].range()
         if not (np.isfinite(lo) and np.isfinite(hi)):
             continue
         ranges[tensor] = (lo, max(hi, lo + 1e-6))
