@@ -84,3 +84,28 @@ def test_no_import_cycle_through_the_lowering():
     cycles = [c for c in proc.stdout.splitlines() if any(m in c for m in mine)
               and "quantize_graph.weights" not in c]   # weights -> legacy -> pipeline: issue 12b
     assert cycles == [], proc.stdout
+
+
+def test_the_plan_is_immutable_and_lowering_leaves_the_decision_alone():
+    import dataclasses
+    import pytest
+    from quantize_graph.annotate import annotate
+    from quantize_graph.lowering.context import EmitContext
+    from quantize_graph.lowering.driver import plan
+    from quantize_graph.targets import lower, onednn
+
+    g = _prepared(graphs.conv_relu_pool_graph)
+    decision = annotate(g, "onednn")
+    before = (set(decision.quantized), dict(decision.float_reasons))
+    ranges = {n.name: (-1.0, 1.0) for n in g.node}
+    ranges.update({"relu": (0.0, 2.0), "pool": (0.0, 2.0), "flatten": (0.0, 2.0)})
+    lowered, chosen = lower("onednn", g, decision, ranges=ranges)
+    assert (decision.quantized, decision.float_reasons) == before
+    # The input is signed and the conv is 3x3 SAME: no offset input, so the conv group stays float.
+    assert {"conv", "bias", "relu"} <= set(chosen.float_reasons) and "pool" in chosen.quantized
+    lowering_plan = plan(EmitContext(g, decision.quantized, onednn.quantize_weights, ranges), onednn.TARGET)
+    by_head = {p.group.members[0]: p for p in lowering_plan.groups}
+    assert by_head["pool"].emitted and by_head["pool"].output.hi == 2.0
+    assert not by_head["conv"].emitted and "negative" in by_head["conv"].float_reason
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        by_head["pool"].float_reason = "changed"
