@@ -44,7 +44,8 @@ def _imports(module, path, known):
 
 def main():
     modules = dict(_modules())
-    graph = {m: _imports(m, p, modules) - {m} for m, p in modules.items()}
+    # The root package's __init__ runs before any of its modules: not an edge of a cycle.
+    graph = {m: _imports(m, p, modules) - {m, "quantize_graph"} for m, p in modules.items()}
     cycles, state = [], {}
 
     def visit(m, stack):
