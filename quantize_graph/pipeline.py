@@ -333,7 +333,7 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
     def build(quantized, why_float=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
-        q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
+        q, chosen = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
         if options.bfloat16_fallback:
             q = _bfloat16_fallback(q, chosen, inputs, outputs)
         # The target may have kept more nodes float; the report shows its final choice.

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from quantize_graph.graph import patterns
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import ensure_tensor_name_has_port
 from quantize_graph.graph.nodes import const_value
@@ -18,9 +19,7 @@ from quantize_graph.runner import GraphRunner
 
 LayerError = collections.namedtuple("LayerError", ["layer", "op", "range", "activation_sqnr_db",
                                                    "weight_sqnr_db", "members"])
-WEIGHT_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
-POOLING_OPS = ("MaxPool", "AvgPool", "Concat", "ConcatV2")
-ACTIVATION_CAPS = {"Relu": None, "Relu6": 6.0}
+POOLING_OPS = patterns.POOL_OPS + patterns.CONCAT_OPS
 
 
 def sqnr_db(signal, noise):
@@ -53,26 +52,23 @@ def weight_sqnr(weights, per_channel_axis=None):
 def layers_of(graph_def, quantized):
     """[(layer name, [member node names], tensor that leaves the layer in 8 bits, activation)]
 
-    A layer is a conv/depthwise/matmul with the BiasAdd and Relu/Relu6 that only it feeds (the
-    pattern targets fuse), or a pool/concat alone. Its error is measured where it leaves the
-    layer: after the activation, which also bounds the range.
+    A layer is a conv/depthwise/matmul with the BiasAdd and Relu/Relu6 that only it feeds (a
+    patterns.ConvGroup, the pattern targets fuse), or a pool/concat alone. Its error is
+    measured where it leaves the layer: after the activation, which also bounds the range.
     """
     index = GraphIndex(graph_def)
-    absorbed, layers = set(), []
+    convs = {g.head: g for g in patterns.conv_groups(index, quantized)}
+    absorbed = {m for g in convs.values() for m in g.members[1:]}
+    layers = []
     for node in graph_def.node:
         if node.name not in quantized or node.name in absorbed:
             continue
-        members, tail = [node.name], node
-        if node.op in WEIGHT_OPS:
-            for kinds in (("BiasAdd", "BiasAddV1"), ("Relu", "Relu6")):
-                readers = index.data_consumers(tail.name)
-                if len(readers) == 1 and readers[0][0].op in kinds and readers[0][0].name in quantized:
-                    tail = readers[0][0]
-                    members.append(tail.name)
-            absorbed.update(members[1:])
-        elif node.op not in POOLING_OPS:
-            continue
-        layers.append((node.name, members, tail.name, tail.op if tail.op in ACTIVATION_CAPS else None))
+        if node.name in convs:
+            group = convs[node.name]
+            layers.append((node.name, list(group.members), group.tail,
+                           index.nodes[group.activation].op if group.activation else None))
+        elif node.op in POOLING_OPS:
+            layers.append((node.name, [node.name], node.name, None))
     return layers
 
 
@@ -88,10 +84,10 @@ def layer_errors(graph_def, ranges, feeds, quantized, per_channel=True, batch=No
         node = index.nodes[name]
         lo, hi = ranges[tensor]
         if activation is not None:  # what the activation keeps is what is stored
-            lo, hi = 0.0, min(hi, ACTIVATION_CAPS[activation] or hi)
+            lo, hi = 0.0, min(hi, patterns.ACTIVATION_CAPS[activation] or hi)
         act = sqnr_db(value, value - fake_quantize(value, lo, hi))
         wq = None
-        if node.op in WEIGHT_OPS:
+        if node.op in patterns.HEAD_OPS:
             w = index.get(node.input[1])
             if w is not None and w.op == "Const":
                 axis = {"Conv2D": 3, "DepthwiseConv2dNative": 2}.get(node.op, 1)

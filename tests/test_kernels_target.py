@@ -35,7 +35,7 @@ def test_every_pattern_is_lowered_to_qg_ops():
 
 
 def test_ranges_hold_zero_exactly():
-    from quantize_graph.targets.kernels import affine_range
+    from quantize_graph.lowering.kernels import affine_range
     for lo, hi in [(-1.0, 1.0), (-0.3, 5.0), (0.0, 6.0), (0.2, 0.9), (-2.0, -0.5)]:
         a, b = affine_range(lo, hi)
         scale = (b - a) / 255

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import quantize_graph as qg
 
-from quantize_graph.targets.onednn_residual import SUM_OP
+from quantize_graph.lowering.onednn_residual import SUM_OP
 from quantize_graph.targets.probe import onednn_int8_runs
 from quantize_graph.runner import run_graph
 from tests.test_onednn_target import TOL, build, ops

@@ -12,7 +12,7 @@ import pytest
 
 import quantize_graph as qg
 from quantize_graph.evaluate import predict
-from quantize_graph.targets.onednn_residual import SUM_OP
+from quantize_graph.lowering.onednn_residual import SUM_OP
 from quantize_graph.targets.probe import onednn_int8_runs
 from tests.model_cache import load_generator, mobilenet_v2_path, photos_dir, resnet50_path
 

@@ -1,6 +1,6 @@
 """Relu and Relu6: QuantizedRelu / QuantizedRelu6 stay in quint8 with the input's range."""
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.common import FUSED_INTO_PRODUCER, handlers
 
 
 def supports_activation(node):
@@ -17,5 +17,5 @@ def lower_activation_reference(ctx, node):
     ctx.finish_quint8(node, act.name)
 
 
-register(["Relu", "Relu6"], supports_activation, reference=lower_activation_reference,
-         onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)
+HANDLERS = handlers(["Relu", "Relu6"], supports_activation, reference=lower_activation_reference,
+                    onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

@@ -1,9 +1,9 @@
 """Add / AddV2 (residual connections): quantized only when fused, as the summand, into the conv
 (+ BiasAdd) that produces one operand. onednn: QuantizedConv2DWithBiasSumAndReluAndRequantize
-(see targets/onednn_residual.py); kernels: QgQuantizedConv2D's summand input
+(see lowering/onednn_residual.py); kernels: QgQuantizedConv2D's summand input
 (targets/kernels.py). An Add that cannot be fused stays float."""
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.common import FUSED_INTO_PRODUCER, handlers
 
 
 def supports_add(node):
@@ -12,4 +12,4 @@ def supports_add(node):
     return True, ""
 
 
-register(["Add", "AddV2"], supports_add, onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)
+HANDLERS = handlers(["Add", "AddV2"], supports_add, onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

@@ -1,6 +1,6 @@
 """BiasAdd: QuantizedBiasAdd (quint8 + quint8 -> qint32), then narrowed to 8 bits."""
 from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.common import FUSED_INTO_PRODUCER, handlers
 
 
 def supports_bias_add(node):
@@ -17,5 +17,5 @@ def lower_bias_add_reference(ctx, node):
     ctx.finish_int32(node, add.name)
 
 
-register(["BiasAdd", "BiasAddV1"], supports_bias_add, reference=lower_bias_add_reference,
-         onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)
+HANDLERS = handlers(["BiasAdd", "BiasAddV1"], supports_bias_add, reference=lower_bias_add_reference,
+                    onednn=FUSED_INTO_PRODUCER, kernels=FUSED_INTO_PRODUCER)

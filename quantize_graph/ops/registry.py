@@ -1,31 +1,20 @@
 """Maps an op type to the module that knows how to quantize it.
 
-Each op family lives in its own module (conv.py, matmul.py, ...) and registers an OpHandler
-per op type: `supports(node)` says whether the node can run in 8 bits (attributes a target
-cannot handle keep it float), and `lower[target](ctx, node)` emits the quantized nodes.
+Each pattern lives in its own module (conv.py, matmul.py, pool.py, ...), whose HANDLERS hold
+an OpHandler per op type (common.handlers): `supports(node)` says whether the node can run in
+8 bits (attributes a target cannot handle keep it float), and `lower[target]` is the target's
+emitter: for
+`reference` a per-node function (ctx: targets/reference.ReferenceLowering, node), for the
+fused targets (onednn, kernels) a per-group function (ctx: lowering/context.EmitContext, a
+graph/patterns group; the group's head op selects it) returning None when emitted, else why
+the group stays float.
 """
-import collections
+from quantize_graph.ops import activation, add, bias_add, concat, conv, matmul, pool, reshape
 
-OpHandler = collections.namedtuple("OpHandler", ["supports", "lower"])
-
-# Lowerings that are not per-node functions. A target that fuses ops (onednn) lowers whole
-# patterns in its own module; its entries here only say that the op may be quantized there.
-LOWERED_BY_TARGET = "lowered by the target module, alone or as the head of a fused pattern"
-FUSED_INTO_PRODUCER = "quantized only when fused into the conv/matmul that produces its input"
-
-HANDLERS = {}
-
-
-def register(op_types, supports, **lowerings):
-    for op in op_types:
-        HANDLERS[op] = OpHandler(supports, dict(lowerings))
+HANDLERS = {**activation.HANDLERS, **add.HANDLERS, **bias_add.HANDLERS, **concat.HANDLERS,
+            **conv.HANDLERS, **matmul.HANDLERS, **pool.HANDLERS, **reshape.HANDLERS}
 
 
 def handler(op):
-    _load_all()
+    """The OpHandler of an op type, None if no module handles it."""
     return HANDLERS.get(op)
-
-
-def _load_all():
-    # Importing the modules fills HANDLERS; kept lazy so the registry has no import cycle.
-    from quantize_graph.ops import activation, add, bias_add, concat, conv, depthwise, matmul, pool, reshape  # noqa: F401

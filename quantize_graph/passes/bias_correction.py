@@ -12,12 +12,11 @@ transpose_b)`), so the correction matches its rounding, scales and pair limits.
 """
 import numpy as np
 
+from quantize_graph.graph import patterns
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
 from quantize_graph.graph.nodes import const_value
 from quantize_graph.runner import GraphRunner
-
-HEADS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 
 
 def bias_corrections(graph_def, layer_names, batches, dequantized):
@@ -36,8 +35,7 @@ def bias_corrections_from_means(graph_def, layer_names, means_of, dequantized):
     None where unknown}: measured on data, or propagated from batch-norm statistics (Nagel et
     al.'s data-free bias correction). A layer whose input mean is unknown is not corrected."""
     index = GraphIndex(graph_def)
-    heads = [index.nodes[n] for n in sorted(layer_names)
-             if index.nodes[n].op in HEADS and _const_input(index, index.nodes[n].input[1])]
+    heads = [index.nodes[g.head] for g in patterns.conv_groups(index, set(layer_names))]
     if not heads:
         return {}
     means = means_of(sorted({canonical_input(h.input[0]) for h in heads}))
@@ -90,8 +88,3 @@ def channel_means(graph_def, tensors, batches):
                 sums[i] = sums[i] + flat.sum(axis=0)
                 counts[i] += len(flat)
     return [s / max(c, 1) for s, c in zip(sums, counts)]
-
-
-def _const_input(index, inp):
-    src = index.get(inp)
-    return src is not None and src.op == "Const"

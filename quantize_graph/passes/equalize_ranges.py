@@ -17,12 +17,12 @@ that channel can be clipped, as a calibrated range clips them anyway.
 """
 import numpy as np
 
+from quantize_graph.graph import patterns
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
 from quantize_graph.graph.nodes import const_value, make_const
 from quantize_graph.runner import GraphRunner
 
-ACTIVATIONS = ("Relu", "Relu6")
 PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
 
 
@@ -39,7 +39,8 @@ def equalize_with_maxima(graph_def, layer_names, maxima_of):
     [array or None]: measured on calibration data, or propagated from batch-norm statistics
     (then a channel's max is its mean + k std, clipped at the activation's cap)."""
     index = GraphIndex(graph_def)
-    candidates = [c for c in (_candidate(index, n, layer_names) for n in sorted(layer_names)) if c]
+    groups = patterns.conv_groups(index, set(layer_names))
+    candidates = [c for c in (_candidate(index, g, layer_names) for g in groups) if c]
     if not candidates:
         return graph_def, {}
     maxima = maxima_of([c[2].name for c in candidates])
@@ -69,23 +70,20 @@ def equalize_with_maxima(graph_def, layer_names, maxima_of):
     return _with_consts(graph_def, consts, index), scales
 
 
-def _candidate(index, name, layer_names):
-    """(head, BiasAdd, activation, depthwise readers) if `name` heads such a layer, else None."""
-    head = index.nodes[name]
-    if head.op not in PRODUCERS or not _is_const(index, head.input[1]):
+def _candidate(index, group, layer_names):
+    """(head, BiasAdd, activation, depthwise readers) if the patterns.ConvGroup `group` is
+    such a layer, else None."""
+    head = index.nodes[group.head]
+    if (head.op not in PRODUCERS or group.bias is None or group.activation is None
+            or group.residual_add is not None):
         return None
     if head.op == "DepthwiseConv2dNative" and const_value(index.node(head.input[1])).shape[3] != 1:
         return None
-    bias_add = _sole_reader(index, head, ("BiasAdd", "BiasAddV1"))
-    if bias_add is None or not _is_const(index, bias_add.input[1]) or bias_add.name not in layer_names:
-        return None
-    act = _sole_reader(index, bias_add, ACTIVATIONS)
-    if act is None or act.name not in layer_names:
-        return None
+    bias_add, act = index.nodes[group.bias], index.nodes[group.activation]
     readers = index.consumers.get(act.name, [])
     if not readers or any(
             r.op != "DepthwiseConv2dNative" or pos != 0 or r.name not in layer_names
-            or not _is_const(index, r.input[1]) or canonical_input(r.input[0]) != act.name
+            or not patterns.is_const(index, r.input[1]) or canonical_input(r.input[0]) != act.name
             or const_value(index.node(r.input[1])).shape[3] != 1
             for r, pos in readers):
         return None
@@ -95,21 +93,6 @@ def _candidate(index, name, layer_names):
     if any(len(index.consumers.get(c, [])) != 1 for c in shared):
         return None
     return head, bias_add, act, [r for r, _ in readers]
-
-
-def _sole_reader(index, node, ops):
-    readers = index.consumers.get(node.name, [])
-    if len(readers) != 1:
-        return None
-    reader, pos = readers[0]
-    if reader.op not in ops or pos != 0 or canonical_input(reader.input[0]) != node.name:
-        return None
-    return reader
-
-
-def _is_const(index, inp):
-    src = index.get(inp)
-    return src is not None and src.op == "Const"
 
 
 def _scale_output_channels(op, weights, scale):

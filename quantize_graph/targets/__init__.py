@@ -43,10 +43,10 @@ def refine(target, graph_def, decision):
 
 
 def lower(target, graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):
-    """The lowered graph. A target may keep more nodes float than annotate chose (limits it
-    only sees with the ranges); it records them in `decision`. `bias_corrections` ({layer:
-    per-channel shift}, passes/bias_correction.py) only exist for targets in
-    WEIGHT_DEQUANTIZERS."""
+    """(the lowered graph, the Decision it realizes). A target may keep more nodes float than
+    annotate chose (limits it only sees with the ranges): the returned Decision says which and
+    why; `decision` itself is not changed. `bias_corrections` ({layer: per-channel shift},
+    passes/bias_correction.py) only exist for targets in WEIGHT_DEQUANTIZERS."""
     if bias_corrections:
         return _LOWERINGS[target](graph_def, decision, fallback_range, ranges, bias_corrections)
     return _LOWERINGS[target](graph_def, decision, fallback_range, ranges)

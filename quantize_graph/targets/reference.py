@@ -18,12 +18,13 @@ from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input, tensor_name, unique_node_name_from_input
 from quantize_graph.graph.nodes import (const_value, create_node, make_const, set_attr_bool,
                                         set_attr_dtype, set_attr_string)
+from quantize_graph.graph.patterns import ACTIVATION_CAPS, kept_range
 from quantize_graph.ops.registry import handler
 from quantize_graph.weights import weight_range
 
 _FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
 # The part of its input's range an activation keeps: (low, high or None for unbounded).
-ACTIVATION_RANGES = {"Relu": (0.0, None), "Relu6": (0.0, 6.0)}
+ACTIVATION_RANGES = {op: kept_range(op) for op in ACTIVATION_CAPS}
 FALLBACK_NAMES = ("fallback_quantization_min_value", "fallback_quantization_max_value")
 
 
@@ -340,5 +341,6 @@ def clamp_range(rng, keep):
 
 
 def lower_reference(graph_def, decision, fallback_range=None, ranges=None):
-    return ReferenceLowering(graph_def, fallback_range, ranges).lower(decision.quantized)
+    """(lowered graph, `decision`): every node annotate chose is lowered."""
+    return ReferenceLowering(graph_def, fallback_range, ranges).lower(decision.quantized), decision
 

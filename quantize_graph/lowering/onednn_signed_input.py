@@ -17,48 +17,58 @@ import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import set_attr_string
+from quantize_graph.lowering.plan import OFFSET, SYMMETRIC, TensorSpec
 
-# A Quantized (onednn.py) whose codes q mean q * magnitude / 255 + offset_lo.
+# A Quantized (lowering/context.py) whose codes q mean q * magnitude / 255 + offset_lo.
 OffsetQuantized = collections.namedtuple(
     "OffsetQuantized", ["tensor", "min", "max", "dtype", "magnitude", "offset_lo"])
 
 
-def offset_input(lowering, head):
-    """(Quantized with offset codes, lo) for the signed input of `head`, or (None, 0.0) when
-    it cannot be used (not a Conv2D whose windows avoid padding, or no range)."""
-    if head.op != "Conv2D" or not _no_padding(lowering, head):
-        return None, 0.0
+def offset_spec(state, head):
+    """The OFFSET spec of the signed input of `head` over its calibrated [lo, hi], or None
+    when it cannot be used (not a Conv2D whose windows avoid padding, or no range). One per
+    tensor, kept apart from its other forms (the same tensor may also be read as ZERO_AT_0)."""
+    if head.op != "Conv2D" or not _no_padding(state.ctx, head):
+        return None
     key = canonical_input(head.input[0])
-    memo = key + "@offset"
-    if memo in lowering.quantized:
-        q = lowering.quantized[memo]
-        return q, float(q.offset_lo)
+    if key in state.offset_specs:
+        return state.offset_specs[key]
     # A qint8 result (conv without activation) is requantized from its float form (the
     # Dequantize named like it): the fused convs take no qint8 input that is exact.
-    rng = _qint8_grid(lowering.quantized.get(key)) or lowering.ranges.get(key, lowering.fallback_range)
+    rng = _qint8_grid(state.specs.get(key)) or state.ctx.range_of(key)
     if rng is None or not rng[1] > rng[0]:
-        return None, 0.0
-    lo, hi = float(rng[0]), float(rng[1])
+        return None
+    state.offset_specs[key] = TensorSpec(head.input[0], OFFSET, float(rng[0]), float(rng[1]))
+    return state.offset_specs[key]
+
+
+def offset_input(ctx, spec):
+    """The OffsetQuantized form of an OFFSET spec (QuantizeV2 MIN_FIRST over [lo, hi], declared
+    to the conv as [0, hi - lo]), made once per tensor (ctx.offset_tensors)."""
+    key = canonical_input(spec.tensor)
+    if key in ctx.offset_tensors:
+        return ctx.offset_tensors[key]
+    lo, hi = spec.lo, spec.hi
     base = key.replace(":", "_") + "/eightbit_offset"
-    q = lowering._emit("QuantizeV2", base + "_quantize",
-                       [head.input[0], lowering._const(base + "_min", lo),
-                        lowering._const(base + "_max", hi)], {"T": tf.quint8})
+    q = ctx.emit("QuantizeV2", base + "_quantize",
+                 [spec.tensor, ctx.const(base + "_min", lo), ctx.const(base + "_max", hi)],
+                 {"T": tf.quint8})
     set_attr_string(q, "mode", b"MIN_FIRST")
-    result = OffsetQuantized(tensor_name(q.name, 0), lowering._const(base + "_range_min", 0.0),
-                             lowering._const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
-    lowering.quantized[memo] = result
-    return result, lo
+    result = OffsetQuantized(tensor_name(q.name, 0), ctx.const(base + "_range_min", 0.0),
+                             ctx.const(base + "_range_max", hi - lo), tf.quint8, hi - lo, lo)
+    ctx.offset_tensors[key] = result
+    return result
 
 
-def _qint8_grid(produced):
+def _qint8_grid(spec):
     """[lo, hi] whose 256 codes are the qint8 result's own grid shifted by 128 codes, when the
     input is a qint8 result over +-M: then each code c becomes c + 128 exactly. Another range
     puts a second grid over the first: with the calibrated [-M, M], every code near 0 sits on
     a rounding tie and moves half a step away from 0 (MobileNet-v2's linear bottlenecks: the
     error added at each expand conv's input 3x plain rounding's)."""
-    if produced is None or produced.dtype != tf.qint8:
+    if spec is None or spec.scheme != SYMMETRIC:
         return None
-    step = float(produced.magnitude) / 127.0
+    step = float(spec.hi) / 127.0
     return (-128.0 * step, 127.0 * step)
 
 
@@ -68,8 +78,8 @@ def offset_bias(codes, w_max, lo):
     return (lo * codes.astype(np.float64).sum(axis=(0, 1, 2)) * scale).astype(np.float32)
 
 
-def _no_padding(lowering, head):
+def _no_padding(ctx, head):
     if head.attr["padding"].s == b"VALID":
         return True
-    kernel = lowering.index.node(head.input[1]).attr["value"].tensor.tensor_shape.dim
+    kernel = ctx.index.node(head.input[1]).attr["value"].tensor.tensor_shape.dim
     return len(kernel) == 4 and kernel[0].size == 1 and kernel[1].size == 1
