@@ -1,0 +1,163 @@
+"""The region's filters and biases rounded to bfloat16 so that each output channel keeps its
+mean response (`bfloat16_rounding.round_keeping_means`).
+
+A folded batch norm leaves a bias that nearly cancels a large conv result, so any rounding
+error that is the same on every input (sum of weight errors times the input's mean, plus the
+bias's own error) is large beside the signal. With E[x] per input channel (propagated from the
+batch norms, `statistics`) the weights and bias of each channel are rounded together so that
+this shift is near zero. Each channel is first scaled by s (within 2^-9 of 1) where that lands
+the rounding best; the layer that reads the channel through Relu/Relu6 divides s back out of
+its float32 filter before its own rounding, so layers go in graph order. What s leaves is the
+Relu6 bound seen at 6/s instead of 6.
+
+Without input means (a graph without batch norms, the mixed mode's layers) s makes the bias a
+bfloat16 value (`exact_bias_scales`) and the weights keep their per-channel error sums near
+zero (`round_keeping_sums`), as if every input channel had the same mean.
+
+Measured on MobileNet v1 0.25 (1000 photos, weights rounded, compute in float32: median
+relative change of the centred log probabilities): plain rounding 5.1%; error sums kept 2.7%;
+means kept (this module) 0.8%; an exact correction of the bias from measured means 0.8%.
+"""
+import numpy as np
+
+from quantize_graph.graph.edit import graph_with_nodes
+from quantize_graph.graph.nodes import const_value, make_const
+from quantize_graph.statistics import normal
+from quantize_graph.passes.bfloat16_rounding import (exact_bias_scales, round_keeping_means,
+                                                     round_keeping_sums)
+
+_ACTIVATIONS = ("Relu", "Relu6")
+
+
+def with_rounded_layers(graph_def, index, region, weight_axis, heavy_ops, moments=None):
+    """The graph with each region conv/matmul's private filter (and its BiasAdd's private bias)
+    replaced by float32 values that are bfloat16 values. `weight_axis(index, const name)`: a
+    filter's output-channel axis (None: not a private filter). `moments(tensor)`: (E[x],
+    Var[x]) per channel of a tensor (or one value for all), or None where unknown."""
+    values, divide = {}, {}  # divide: filter -> s per input channel, from the layer before
+    for name in index.topological_order():
+        layer = index.node(name)
+        if name not in region or layer.op not in heavy_ops or not _private_filter(layer, index, weight_axis):
+            continue
+        w = const_value(index.node(layer.input[1])).astype(np.float64)
+        if layer.input[1] in divide:
+            w = _scale_axis(w, 1.0 / divide[layer.input[1]], layer, _input_axis(layer), output=False)
+        bias_add = _private_bias_add(layer, index, region)
+        b = const_value(index.node(bias_add.input[1])) if bias_add is not None else None
+        matrix, shape_back = _as_matrix(w, layer, weight_axis(index, layer.input[1]))
+        inputs = moments(layer.input[0]) if moments is not None else None
+        row_means = _row_means(None if inputs is None else inputs[0], layer, matrix.shape)
+        clipped = _relu6_shares(bias_add, index, moments) if bias_add is not None else None
+        q, qb, s = _round_layer(matrix, b, row_means, clipped)
+        values[layer.input[1]] = shape_back(q)
+        if bias_add is not None:
+            values[bias_add.input[1]] = qb
+            reader = _compensating_reader(bias_add, index, region, weight_axis, heavy_ops)
+            if reader is not None:
+                divide[reader.input[1]] = s
+    if not values:
+        return graph_def
+    nodes = [make_const(n.name, values[n.name]) if n.name in values else n for n in graph_def.node]
+    return graph_with_nodes(graph_def, nodes)
+
+
+def _round_layer(matrix, bias, row_means, clipped=None):
+    """(filter, bias, s) as bfloat16 values; without a bias (nothing to take s back) s = 1."""
+    channels = matrix.shape[1]
+    if row_means is not None:
+        if bias is None:  # no BiasAdd whose reader could take a scale back
+            q = round_keeping_means(matrix, np.zeros(channels), row_means, search=False)[0]
+            return q, None, np.ones(channels)
+        return round_keeping_means(matrix, bias, row_means, clipped=clipped)
+    s = np.ones(channels) if bias is None else exact_bias_scales(bias).astype(np.float64)
+    q = round_keeping_sums((matrix * s).astype(np.float32), axis=1).astype(np.float32)
+    return q, None if bias is None else (bias * s).astype(np.float32), s
+
+
+def _relu6_shares(bias_add, index, moments):
+    """(share below the bound, 6 * share at it) per channel where only a Relu6 reads the
+    BiasAdd, its output taken as normal with the propagated moments; else None."""
+    readers = index.data_consumers(bias_add.name)
+    stats = moments(bias_add.name) if moments is not None else None
+    if stats is None or len(readers) != 1 or readers[0][0].op != "Relu6":
+        return None
+    mean, var = (np.asarray(v, np.float64).reshape(-1) for v in stats)
+    std = np.sqrt(np.maximum(var, 1e-30))
+    above_0, above_6 = 1.0 - normal.cdf(-mean / std), 1.0 - normal.cdf((6.0 - mean) / std)
+    return above_0 - above_6, 6.0 * above_6
+
+
+def _as_matrix(w, layer, axis):
+    """(w as [rows, output channels], a function giving such a matrix the filter's shape).
+    A depthwise filter [h, w, in, multiplier] has output channel in * multiplier + m."""
+    if layer.op == "DepthwiseConv2dNative":
+        return w.reshape(-1, w.shape[2] * w.shape[3]), lambda m: m.reshape(w.shape)
+    moved = np.moveaxis(w, axis, -1)
+    return (moved.reshape(-1, w.shape[axis]),
+            lambda m: np.moveaxis(m.reshape(moved.shape), -1, axis))
+
+
+def _row_means(means, layer, shape):
+    """E[x] under each weight of the [rows, channels] matrix (broadcastable), or None."""
+    if means is None:
+        return None
+    means = np.asarray(means, np.float64).reshape(-1)
+    if len(means) == 1:
+        return means[:, None]
+    if layer.op == "DepthwiseConv2dNative":  # channel c reads input channel c // multiplier
+        return np.repeat(means, shape[1] // len(means))[None, :]
+    # Conv2D rows are (h, w, in), MatMul rows are in: a row's input channel is row % in.
+    return np.tile(means, shape[0] // len(means))[:, None]
+
+
+def _private_filter(layer, index, weight_axis):
+    weights = index.get(layer.input[1])
+    return (weights is not None and weights.op == "Const"
+            and weight_axis(index, weights.name) is not None
+            and len(index.data_consumers(weights.name)) == 1)
+
+
+def _private_bias_add(layer, index, region):
+    """The region BiasAdd right after `layer` whose bias Const only it reads, else None."""
+    readers = index.data_consumers(layer.name)
+    if len(readers) != 1 or readers[0][0].op != "BiasAdd" or readers[0][1] != 0:
+        return None
+    bias_add = readers[0][0]
+    bias = index.get(bias_add.input[1])
+    if bias_add.name not in region or bias is None or bias.op != "Const" \
+            or len(index.data_consumers(bias.name)) != 1:
+        return None
+    return bias_add
+
+
+def _compensating_reader(bias_add, index, region, weight_axis, heavy_ops):
+    """The one conv/matmul that reads the channel (through one Relu/Relu6) at input 0 with a
+    private filter, so it can take the gain back; else None."""
+    node = bias_add
+    readers = index.data_consumers(node.name)
+    if len(readers) == 1 and readers[0][0].op in _ACTIVATIONS:
+        node = readers[0][0]
+        readers = index.data_consumers(node.name)
+    if len(readers) != 1:
+        return None
+    reader, i = readers[0]
+    if (i != 0 or reader.op not in heavy_ops or reader.name not in region
+            or (reader.op == "MatMul" and reader.attr["transpose_a"].b)):
+        return None
+    return reader if _private_filter(reader, index, weight_axis) else None
+
+
+def _input_axis(layer):
+    if layer.op == "MatMul":
+        return 1 if layer.attr["transpose_b"].b else 0
+    return 2  # Conv2D [h, w, in, out], depthwise [h, w, in, multiplier]
+
+
+def _scale_axis(w, s, layer, axis, output):
+    """w times s along `axis`; a depthwise filter's output channel is in * multiplier + m."""
+    s = np.asarray(s, np.float64)
+    if output and layer.op == "DepthwiseConv2dNative":
+        return w * s.reshape(w.shape[2], w.shape[3])
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    return w * s.reshape(shape)
