@@ -53,10 +53,11 @@ def round_keeping_sums(values, axis):
 
 
 def exact_bias_scales(bias):
-    """Per-channel factors s (within 2^-9 of 1) that make bias * s a bfloat16 value.
+    """Per-channel factors s (within 2^-8 of 1: half a bfloat16 step) that make bias * s a
+    bfloat16 value.
 
     A folded batch norm leaves biases that nearly cancel a large conv result; a bias rounded to
-    bfloat16 moves its channel by up to |b| * 2^-9 for every input alike. Scaling the whole
+    bfloat16 moves its channel by up to |b| * 2^-8 for every input alike. Scaling the whole
     channel (filter and bias) by s instead changes its gain by the same tiny relative amount,
     which is no larger than the filter's own rounding."""
     bias = np.asarray(bias, np.float32)
@@ -65,23 +66,26 @@ def exact_bias_scales(bias):
     return np.where(bias == 0, 1.0, target / safe)
 
 
-# The channel scales tried by `round_keeping_means` besides the one that makes the bias exact:
-# within 2^-9 of 1, as `exact_bias_scales`. Tried for filters of at most SEARCH_ROWS values per
-# channel (depthwise 3x3: 9), where flips alone cannot cancel a shift; longer ones can.
+# The channel scales tried by `round_keeping_means` besides 1 and the one that makes the bias
+# exact (within 2^-8 of 1): these within 2^-9. Tried for filters of at most SEARCH_ROWS
+# values per channel (depthwise 3x3: 9), where flips alone cannot cancel a shift cheaply.
 SCALE_CANDIDATES = 1.0 + np.linspace(-1.0, 1.0, 33) * 2.0 ** -9
 SEARCH_ROWS = 64
 
 
-def round_keeping_means(w, bias, means, search=True, clipped=None):
+def round_keeping_means(w, bias, means, variances=None, search=True, clipped=None):
     """(w * s, bias * s, s) rounded to bfloat16 values (as float32) for one s per channel.
 
-    w: [rows, channels] (a filter with its output channels last); bias: [channels]; means:
-    E[x] of the input each weight multiplies, broadcastable to w. Rounding shifts channel c's
-    mean output by sum_r err[r, c] * means[r, c] + bias err[c], the same on every input (a
-    folded batch norm's bias nearly cancels the conv result, so that shift is large beside the
-    signal). Weights go to their other bfloat16 neighbour, cheapest first, until the shift is as
-    small as it gets. s: the one that makes the bias exact (`exact_bias_scales`) or, for short
-    filters and `search`, whichever of SCALE_CANDIDATES leaves the smallest shift after that.
+    w: [rows, channels] (a filter with its output channels last); bias: [channels]; means and
+    variances: E[x] and Var[x] of the input each weight multiplies, broadcastable to w. With
+    independent inputs, rounding adds to channel c's output a squared error of
+        (sum_r err[r, c] * means[r, c] + bias err[c])^2 + sum_r err[r, c]^2 * variances[r, c]:
+    a shift, the same on every input (a folded batch norm's bias nearly cancels the conv result,
+    so it is large beside the signal), and noise. Weights go to their other bfloat16 neighbour,
+    least added noise per shift removed first, while that sum falls. s: the one that makes the
+    bias exact (`exact_bias_scales`), 1, or for short filters whichever of SCALE_CANDIDATES
+    leaves the least error (`search=False`: the first only). Without variances the noise is
+    counted as if every input had variance 1.
 
     clipped: (p_linear, bound * p_bound) per channel, where a Relu6 reads the channel: the layer
     after divides s out, so the bound is seen at 6/s and a channel at its bound p_bound of the
@@ -90,42 +94,46 @@ def round_keeping_means(w, bias, means, search=True, clipped=None):
     """
     w, bias = np.asarray(w, np.float64), np.asarray(bias, np.float64)
     means = np.broadcast_to(np.asarray(means, np.float64), w.shape)
+    variances = np.broadcast_to(np.asarray(1.0 if variances is None else variances, np.float64), w.shape)
     exact = exact_bias_scales(bias.astype(np.float32)).astype(np.float64)
-    candidates = [np.ones(w.shape[1]), exact] if search else [exact]
+    candidates = [exact, np.ones(w.shape[1])] if search else [exact]
     if search and w.shape[0] <= SEARCH_ROWS:
         candidates += [np.full(w.shape[1], s) for s in SCALE_CANDIDATES]
-    best = None
     linear, at_bound = (np.ones(w.shape[1]), np.zeros(w.shape[1])) if clipped is None else clipped
     linear = np.maximum(linear, 1e-3)
+    best = None
     for scale in candidates:
         # The bound's move, in units before the Relu6 (times s): what the flips aim to offset.
         bound_shift = at_bound * (1.0 - scale) / linear
-        q, shift = _flipped(w * scale, bias * scale, means, bound_shift)
-        shift = np.abs(shift) * linear / scale
+        q, error = _flipped(w * scale, bias * scale, means, variances, bound_shift)
+        error = error * (linear / scale) ** 2
         if best is None:
-            best = [q, shift, scale]
+            best = [q, error, scale]
             continue
-        better = shift < best[1]
-        best[0][:, better], best[1][better], best[2][better] = q[:, better], shift[better], scale[better]
+        better = error < best[1]
+        best[0][:, better], best[1][better], best[2][better] = q[:, better], error[better], scale[better]
     q, _, scale = best
     return q.astype(np.float32), _bf16(bias * scale).astype(np.float32), scale
 
 
-def _flipped(ws, bs, means, offset=0.0):
-    """(ws rounded to bfloat16 keeping each channel's mean shift + offset smallest, that sum)."""
+def _flipped(ws, bs, means, variances, offset=0.0):
+    """(ws rounded to bfloat16, the squared error per channel: (shift + offset)^2 + noise)."""
     nearest, other = (a.astype(np.float64) for a in neighbours(ws))
     total = ((nearest - ws) * means).sum(axis=0) + _bf16(bs) - bs + offset
+    noise = ((nearest - ws) ** 2 * variances).sum(axis=0)
     change = (other - nearest) * means  # what flipping one value adds to the shift
+    more_noise = ((other - ws) ** 2 - (nearest - ws) ** 2) * variances
     useful = (np.sign(change) == -np.sign(total)) & (change != 0)
-    # Cheapest first: least extra error per unit of shift removed.
-    cost = np.where(useful, np.abs(other - ws) / np.where(useful, np.abs(change), 1.0), np.inf)
+    cost = np.where(useful, more_noise / np.where(useful, np.abs(change), 1.0), np.inf)
     order = np.argsort(cost, axis=0, kind="stable")
-    steps = np.cumsum(np.take_along_axis(np.where(useful, change, 0.0), order, axis=0), axis=0)
-    sums = np.concatenate([total[None, :], total + steps])
-    flips = np.argmin(np.abs(sums), axis=0)  # how many of each channel's order to flip
+    pick = lambda a: np.take_along_axis(np.where(useful, a, 0.0), order, axis=0)
+    shifts = np.concatenate([total[None, :], total + np.cumsum(pick(change), axis=0)])
+    noises = np.concatenate([noise[None, :], noise + np.cumsum(pick(more_noise), axis=0)])
+    errors = shifts ** 2 + noises
+    flips = np.argmin(errors, axis=0)  # how many of each channel's order to flip
     flip = np.zeros(ws.shape, bool)
     np.put_along_axis(flip, order, np.arange(ws.shape[0])[:, None] < flips[None, :], axis=0)
-    return np.where(flip, other, nearest), np.take_along_axis(sums, flips[None, :], axis=0)[0]
+    return np.where(flip, other, nearest), np.take_along_axis(errors, flips[None, :], axis=0)[0]
 
 
 def _bf16(values):
