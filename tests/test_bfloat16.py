@@ -384,3 +384,14 @@ def test_mobilenet_v1_keeps_its_logits_with_the_batch_norms_moments(mobilenet_v1
     old_change, _ = _log_prob_change(graph, qg.quantize(graph, [output], mode="bfloat16"), images)
     assert change < 0.03 and change < 0.6 * old_change, (change, old_change)
     assert agreement >= 0.95, agreement
+
+
+def test_moments_that_do_not_fit_a_filter_fall_back_to_error_sums():
+    """A MatMul reading a flattened NHWC tensor: the channel means repeat along its rows; a
+    length that does not divide them (statistics of some other shape) is not guessed at."""
+    from quantize_graph.passes.bfloat16_means import _per_row
+    matmul = tf1.NodeDef(op="MatMul")
+    np.testing.assert_array_equal(_per_row([1.0, 2.0], matmul, (6, 4))[:, 0], [1, 2, 1, 2, 1, 2])
+    assert _per_row([1.0, 2.0, 3.0, 4.0], matmul, (6, 4)) is None
+    depthwise = tf1.NodeDef(op="DepthwiseConv2dNative")
+    np.testing.assert_array_equal(_per_row([1.0, 2.0], depthwise, (9, 4))[0], [1, 1, 2, 2])

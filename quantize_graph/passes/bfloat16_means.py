@@ -50,6 +50,7 @@ def with_rounded_layers(graph_def, index, region, weight_axis, heavy_ops, moment
         matrix, shape_back = _as_matrix(w, layer, weight_axis(index, layer.input[1]))
         inputs = moments(layer.input[0]) if moments is not None else None
         rows = None if inputs is None else [_per_row(v, layer, matrix.shape) for v in inputs]
+        rows = None if rows is None or any(r is None for r in rows) else rows
         clipped = _relu6_shares(bias_add, index, moments) if bias_add is not None else None
         q, qb, s = _round_layer(matrix, b, rows, clipped)
         values[layer.input[1]] = shape_back(q)
@@ -103,14 +104,17 @@ def _as_matrix(w, layer, axis):
 
 def _per_row(means, layer, shape):
     """A per-input-channel vector laid under each weight of the [rows, channels] matrix
-    (broadcastable)."""
+    (broadcastable), or None where its length does not fit the filter."""
     means = np.asarray(means, np.float64).reshape(-1)
     if len(means) == 1:
         return means[:, None]
     if layer.op == "DepthwiseConv2dNative":  # channel c reads input channel c // multiplier
-        return np.repeat(means, shape[1] // len(means))[None, :]
-    # Conv2D rows are (h, w, in), MatMul rows are in: a row's input channel is row % in.
-    return np.tile(means, shape[0] // len(means))[:, None]
+        fits = shape[1] % len(means) == 0
+        return np.repeat(means, shape[1] // len(means))[None, :] if fits else None
+    # Conv2D rows are (h, w, in); MatMul rows are in, or a flattened NHWC tensor (h, w, c):
+    # either way a row's input channel is row % channels.
+    fits = shape[0] % len(means) == 0
+    return np.tile(means, shape[0] // len(means))[:, None] if fits else None
 
 
 def _private_filter(layer, index, weight_axis):
