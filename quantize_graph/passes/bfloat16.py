@@ -21,6 +21,7 @@ so the choice is accuracy, not availability):
 """
 import collections
 
+import numpy as np
 import tensorflow as tf
 
 from quantize_graph.graph.edit import NameAllocator, graph_with_nodes
@@ -293,10 +294,12 @@ def _cast_node(name, tensor, src, dst):
 
 def _bf16_const_node(name, node, axis=None):
     """`node`'s float32 value as bfloat16: weights (an output-channel `axis`) keeping each
-    channel's rounding-error sum near zero, anything else rounded to nearest."""
+    channel's rounding-error sum near zero, anything else (and values `bfloat16_means` already
+    rounded) to nearest."""
     value = const_value(node)
-    if axis is None:
-        return make_const(name, value.astype(BF16_NUMPY), tf.bfloat16)
+    nearest = value.astype(BF16_NUMPY)
+    if axis is None or np.array_equal(nearest.astype(np.float32), value):
+        return make_const(name, nearest, tf.bfloat16)
     return make_const(name, round_keeping_sums(value, axis), tf.bfloat16)
 
 

@@ -104,8 +104,10 @@ def _as_matrix(w, layer, axis):
 
 def _per_row(means, layer, shape):
     """A per-input-channel vector laid under each weight of the [rows, channels] matrix
-    (broadcastable), or None where its length does not fit the filter."""
+    (broadcastable), or None where its length does not fit the filter or a value is not finite."""
     means = np.asarray(means, np.float64).reshape(-1)
+    if not np.all(np.isfinite(means)):
+        return None
     if len(means) == 1:
         return means[:, None]
     if layer.op == "DepthwiseConv2dNative":  # channel c reads input channel c // multiplier
