@@ -306,9 +306,9 @@ def test_round_keeping_means_cancels_the_shift_of_a_cancelling_channel():
     plain = np.abs(_shift(w.astype(np.float32).astype(BF16).astype(np.float64),
                           bias.astype(np.float32).astype(BF16).astype(np.float64), 1.0, w, bias, means))
     kept = np.abs(_shift(q, qb, s, w, bias, means))
-    # Measured: median 40x smaller than plain rounding, none larger.
+    # Measured: median 0.0093 plain, 0.00043 kept (22x smaller), none larger.
     assert np.median(kept) < 0.1 * np.median(plain) and np.all(kept <= plain + 1e-9)
-    # The noise added by moving weights off their nearest neighbour stays small beside it.
+    # The noise the weight errors add (0.0008 rms) stays small beside the plain shift.
     noise = (((q - w * s) / s) ** 2 * variances).sum(axis=0)
     assert np.median(np.sqrt(noise)) < np.median(plain)
 
@@ -321,6 +321,7 @@ def test_round_keeping_means_weighs_the_relu6_bound():
     relu6_shift = lambda q, qb, s: linear * _shift(q, qb, s, w, bias, means) + at_bound * (1 / s - 1)
     aware = np.abs(relu6_shift(*round_keeping_means(w, bias, means, variances, clipped=(linear, at_bound))))
     blind = np.abs(relu6_shift(*round_keeping_means(w, bias, means, variances)))
+    # Measured: median 0.00006 counting the bound, 0.0035 not.
     assert np.median(aware) < 0.25 * np.median(blind), (np.median(aware), np.median(blind))
 
 

@@ -68,10 +68,10 @@ def exact_bias_scales(bias):
 
 # The channel scales tried by `round_keeping_means` besides 1 and the one that makes the bias
 # exact (within 2^-8 of 1): these within 2^-9. Tried for filters of at most SEARCH_ROWS
-# values per channel (depthwise 3x3: 9; a 1x1 conv of 32 channels), where flips alone cannot
-# cancel a shift cheaply.
+# values per channel (depthwise 3x3: 9; 1x1 convs of up to 64 channels), where flips alone
+# cancel a shift less cheaply.
 SCALE_CANDIDATES = 1.0 + np.linspace(-1.0, 1.0, 33) * 2.0 ** -9
-SEARCH_ROWS = 32
+SEARCH_ROWS = 64
 
 
 def round_keeping_means(w, bias, means, variances=None, search=True, clipped=None):
