@@ -378,8 +378,9 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
 
 
 def _bfloat16(g, inputs, outputs, options, report, moments):
-    """Mode bfloat16. The batch norms' moments, propagated, give E[x] per input channel of
-    each layer (and the Relu6 shares), so that rounding keeps each channel's mean output (passes/bfloat16_means.py)."""
+    """Mode bfloat16. The batch norms' moments, propagated, give E[x] and Var[x] per input
+    channel of each layer (and how often each Relu6 is at its bound), so that rounding keeps
+    each channel's output (passes/bfloat16_means.py)."""
     tensor_moments = None
     if moments:
         stats = statistics_ranges.propagated(g, moments, inputs, options.input_range,

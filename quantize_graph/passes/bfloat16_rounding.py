@@ -1,4 +1,4 @@
-"""float32 -> bfloat16 rounding of weights that keeps each output channel's error sum near 0.
+"""float32 -> bfloat16 rounding of weights that keeps each output channel's mean output.
 
 Rounding each weight to the nearest bfloat16 moves an output channel by x * sum(errors) on
 smooth inputs, the same for every photo: a systematic shift. After batch-norm folding some
@@ -7,6 +7,11 @@ channels are large weights that nearly cancel, so that shift is not small beside
 photos). As `passes/weights.round_keeping_sums` does for 8-bit levels, some values go to the
 other neighbour, those nearest the midpoint first, until the channel's sum of errors is as
 small as it gets; each value still moves by less than one bfloat16 step.
+
+That sum stands for the shift only if every input channel has the same mean. Where the batch
+norms give each input channel's E[x] and Var[x], `round_keeping_means` weighs each error by
+its input's mean, rounds the bias in the same sum, and stops where the noise the moved weights
+add outweighs the shift they remove (`passes/bfloat16_means.py` drives it layer by layer).
 """
 import numpy as np
 import tensorflow as tf
