@@ -293,7 +293,7 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     elif mode == "quantize":
         g = quantize_dequantize_graph(g, options.bitdepth)
     elif mode == "bfloat16":
-        g = _bfloat16(g, inputs, outputs, options, report)
+        g = _bfloat16(g, inputs, outputs, options, report, moments)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, "reference" if mode == "round" else options.target,
                             options.excluded_ops, options.excluded_nodes)
@@ -382,9 +382,17 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
                  {n: "kept float by the accuracy fallback" for n in excluded})
 
 
-def _bfloat16(g, inputs, outputs, options, report):
+def _bfloat16(g, inputs, outputs, options, report, moments):
+    """Mode bfloat16. The batch norms' moments, propagated, give E[x] and Var[x] per input
+    channel of each layer (and how often each Relu6 is at its bound), so that rounding keeps
+    each channel's output (passes/bfloat16_means.py)."""
+    tensor_moments = None
+    if moments:
+        stats = statistics_ranges.propagated(g, moments, inputs, options.input_range,
+                                             statistics_ranges.DEFAULT_K)
+        tensor_moments = lambda tensor: statistics_ranges.channel_moments(stats, tensor)
     result = to_bfloat16(g, inputs, outputs, excluded_ops=options.excluded_ops,
-                         excluded_nodes=options.excluded_nodes)
+                         excluded_nodes=options.excluded_nodes, moments=tensor_moments)
     kinds = {n.name: n.op for n in g.node}
     report.quantized = result.bfloat16
     report.stayed_float = {n: (kinds[n], why) for n, why in result.float_reasons.items()}

@@ -100,3 +100,11 @@ def channel_means(stats, tensors):
         st = stats.get(name) if port == 0 else None
         means[tensor] = None if st is None else st.mean
     return means
+
+
+def channel_moments(stats, tensor):
+    """(E[x], Var[x]) per channel of `tensor` (one value for all channels where the statistics
+    do not tell them apart), or None."""
+    name, port, _ = split_input(tensor)
+    st = stats.get(name) if port == 0 else None
+    return None if st is None else (st.mean, st.var)
