@@ -15,13 +15,13 @@ other operand, the Relu/Relu6 after the Add); whether a target fuses it is the t
 choice (its plan), since the targets' kernels differ in what they accept.
 """
 import dataclasses
-import math
 from typing import Optional, Tuple
 
 import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, split_input
 from quantize_graph.graph.nodes import const_value
+from quantize_graph.graph.shapes import window_output_size
 
 # What each activation keeps of its input: [0, cap], cap None for unbounded. The one table of
 # activations every target, pass and report reads.
@@ -206,8 +206,7 @@ def foldable_pad(index, head, shapes):
         size, k, s = shape[axis], kernel[axis - 1], strides[axis]
         if size is None:
             return None
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-        if (total // 2, total - total // 2) != tuple(amounts[axis]):
+        if window_output_size(size, k, s, 1, "SAME")[1:] != tuple(amounts[axis]):
             return None
     return pad.input[0]
 
