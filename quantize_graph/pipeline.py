@@ -15,7 +15,7 @@ from quantize_graph.checks import (check_calibration_inputs, check_excluded_node
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.validate import validate_graph_def
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, split_input
+from quantize_graph.graph.names import split_input
 from quantize_graph.graph.names import strip_output_names
 from quantize_graph.passes.prepare import prepare_recording_moments
 from quantize_graph.passes.prune import prune
@@ -24,19 +24,19 @@ from quantize_graph.passes.simulate import quantize_dequantize_graph, round_grap
 from quantize_graph.passes.strip_redundant import strip_redundant_quantization
 from quantize_graph.passes.weights import quantize_weights, round_weights
 from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
-from quantize_graph.calibrate import calibrate
-from quantize_graph.calibration_data import batches, split
+from quantize_graph.calibration_data import calibration_batch_size, calibration_batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.passes.bias_correction import bias_corrections, bias_corrections_from_means
-from quantize_graph.passes.equalize_ranges import equalize_channel_ranges, equalize_with_maxima
+from quantize_graph.passes.bias_correction import bias_corrections_from_means, mean_tensors
+from quantize_graph.passes.equalize_ranges import equalize_with_maxima
 from quantize_graph.passes.shift_input import shift_signed_inputs
 from quantize_graph.passes.bfloat16 import to_bfloat16
-from quantize_graph.targets import (WEIGHT_DEQUANTIZERS, lower, node_range_tensors, range_tensors,
-                                    refine, resolve_target)
-from quantize_graph.targets.reference import fake_quant_range
+from quantize_graph.targets import BIAS_CORRECTED, lower, node_range_tensors, refine, resolve_target
 from quantize_graph.statistics import ranges as statistics_ranges
+from quantize_graph.statistics.measure import measure
+from quantize_graph.statistics.sources import collect as collect_statistics
+from quantize_graph.weight_schemes import DEQUANTIZERS
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
@@ -192,75 +192,6 @@ def check_graph(graph_def, output_names, input_names):
     return outputs, inputs
 
 
-def _ranges(graph_def, quantize_names, options, report, statistics=None, inputs=()):
-    """The calibrate stage: ranges given, or measured on the calibration inputs, or derived
-    from batch-norm statistics (`statistics`: {batch norm: ChannelMoments}, onednn and kernels
-    targets), or None (measured at run time). Fills the report's range source(s); returns the
-    ranges and the propagated statistics (None unless they were used)."""
-    tensors = range_tensors(graph_def, quantize_names)
-    if options.ranges is not None:
-        missing = [t for t in tensors if t not in options.ranges]
-        if missing:
-            raise QuantizeGraphError("the ranges file has no range for tensor '%s' (made for "
-                                     "another graph or other options?)" % missing[0])
-        report.range_source = "ranges from a ranges file (--ranges_in)"
-        report.range_sources = {t: "ranges file" for t in tensors}
-        return {t: options.ranges[t] for t in tensors}, None
-    if options.calibration_inputs:
-        ranges = _calibrated(graph_def, tensors, options)
-        count = min(len(a) for a in options.calibration_inputs.values())
-        report.range_source = "ranges from calibration data (%d examples, %s)" % (
-            count, options.calibration_method)
-        report.range_sources = {t: "calibration " + options.calibration_method for t in ranges}
-        return with_fake_quant_ranges(graph_def, ranges, report.range_sources), None
-    if statistics and options.target in ("onednn", "kernels"):
-        ranges, sources, stats = statistics_ranges.statistics_ranges(
-            graph_def, statistics, tensors, inputs, options.input_range, options.statistics_k)
-        report.range_source = statistics_ranges.FROM_STATISTICS
-        report.range_sources = sources
-        return with_fake_quant_ranges(graph_def, ranges, sources, add=True), stats
-    return None, None
-
-
-def with_fake_quant_ranges(graph_def, ranges, sources=None, add=False):
-    """Ranges that quantization-aware training left in FakeQuant nodes win over calibration
-    and statistics: for the FakeQuant's input and for its output (`add`: also where there was
-    no range)."""
-    index = GraphIndex(graph_def)
-    for node in graph_def.node:
-        fixed = fake_quant_range(node, index) if node.op.startswith("FakeQuant") else None
-        if fixed is not None:
-            for tensor in (canonical_input(node.input[0]), node.name):
-                if tensor in ranges or add:
-                    ranges[tensor] = fixed
-                    if sources is not None:
-                        sources[tensor] = "FakeQuant"
-    return ranges
-
-
-def _calibrated(graph_def, tensors, options):
-    count = min(len(a) for a in options.calibration_inputs.values())
-    batch = calibration_batch_size(graph_def, list(options.calibration_inputs))
-    bar = options.progress(count, "calibrating") if options.progress else None
-    try:
-        return calibrate(graph_def, tensors, batches(options.calibration_inputs, batch),
-                         options.calibration_method, options.calibration_percentile, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def calibration_batch_size(graph_def, input_names, preferred=8):
-    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1); 1 when
-    an input is an inner tensor (such as Inception's `Mul`), whose shape we don't know."""
-    ops = {n.name: n.op for n in graph_def.node}
-    if any(ops.get(name) != "Placeholder" for name in input_names):
-        return 1
-    shapes = placeholder_shapes(graph_def, input_names)
-    fixed = {s[0] for s, _ in shapes.values() if s and s[0] is not None}
-    return fixed.pop() if len(fixed) == 1 else preferred
-
-
 def run_pipeline(graph_def, output_names, options, input_names=None):
     """Returns (quantized GraphDef, Report)."""
     validate_options(options)
@@ -316,19 +247,21 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
         g = shift_signed_inputs(g, decision.quantized, calibration)[0]
     g, statistics = _equalized(g, decision.quantized, calibration, options, statistics, inputs)
-    report.ranges, propagated = _ranges(g, decision.quantized, dataclasses.replace(
-        options, calibration_inputs=calibration), report, statistics, inputs)
-    if propagated is not None:
+    # One run over the calibration data: the ranges and the means bias correction reads.
+    stats = collect_statistics(g, decision.quantized, dataclasses.replace(
+        options, calibration_inputs=calibration), statistics, inputs,
+        mean_tensors=_mean_tensors(g, decision.quantized, calibration, options))
+    report.ranges, report.range_sources = stats.ranges, stats.sources
+    report.range_source = stats.summary
+    if stats.from_moments:
         decision = _without_ranges(g, decision, report, inputs, options)
-        corrections = _bias_corrections_from_statistics(g, decision.quantized, propagated, options)
-    else:
-        corrections = _bias_corrections(g, decision.quantized, calibration, options)
+    corrections = _bias_corrections(g, decision.quantized, stats, options)
     kinds = {n.name: n.op for n in g.node}
 
     def build(quantized, why_float=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
-        q = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
+        q = lower(options.target, g, chosen, stats.fallback_range, stats.ranges, corrections)
         if options.bfloat16_fallback:
             q = _bfloat16_fallback(q, chosen, inputs, outputs)
         # The target may have kept more nodes float; the report shows its final choice.
@@ -344,7 +277,8 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
         return build(decision.quantized)
     feeds = {name + ":0": a for name, a in held_out.items()}
     batch = calibration_batch_size(g, list(held_out))
-    report.layers = layer_errors(g, report.ranges, feeds, decision.quantized, batch=batch)
+    report.layers = layer_errors(g, report.ranges, feeds, decision.quantized,
+                                 DEQUANTIZERS[options.target], batch=batch)
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
         report.held_out_error = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
@@ -399,12 +333,19 @@ def _bfloat16_fallback(q, chosen, inputs, outputs):
 def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
     """(the float graph with channel ranges equalized, the batch-norm moments that describe
     it) (option on, onednn): per-channel maxima measured on calibration data, or without data
-    propagated from the batch-norm statistics."""
+    propagated from the batch-norm statistics.
+
+    With data this is a run of its own, before the one that measures ranges and means: those
+    are read on the equalized graph, whose tensors after a rescaled layer differ from the
+    float graph's in rounding, and whose activations' histograms mix the channels at their new
+    scales, so they cannot be derived from this run and stay identical."""
     if not (options.equalize_ranges and options.target == "onednn"):
         return g, statistics
     if calibration:
-        batch = calibration_batch_size(g, list(calibration))
-        return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0], statistics
+        def measured(tensors):
+            maxima = measure(g, calibration_batches(g, calibration), maxima=tensors).maxima
+            return [maxima[t] for t in tensors]
+        return equalize_with_maxima(g, quantized, measured)[0], statistics
     if not statistics or options.ranges is not None:
         return g, statistics
     stats = statistics_ranges.propagated(g, statistics, inputs, options.input_range,
@@ -414,23 +355,22 @@ def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
     return equalized, statistics_ranges.rescaled(statistics, g, scales)
 
 
-def _bias_corrections(g, quantized, calibration, options):
-    """{layer: bias shift} measured on the calibration inputs, or None (option off, no data,
-    or a target without a bias-correction hook)."""
-    if not (options.bias_correction and calibration and options.target in WEIGHT_DEQUANTIZERS):
-        return None
-    batch = calibration_batch_size(g, list(calibration))
-    return bias_corrections(g, quantized, batches(calibration, batch),
-                            WEIGHT_DEQUANTIZERS[options.target])
+def _bias_correcting(options):
+    return options.bias_correction and options.target in BIAS_CORRECTED
 
 
-def _bias_corrections_from_statistics(g, quantized, propagated, options):
-    """Data-free bias correction: E[x] per input channel from the propagated moments."""
-    if not (options.bias_correction and options.target in WEIGHT_DEQUANTIZERS):
+def _mean_tensors(g, quantized, calibration, options):
+    """The tensors whose means to measure with the ranges (bias correction on calibration data)."""
+    return mean_tensors(g, quantized) if calibration and _bias_correcting(options) else ()
+
+
+def _bias_corrections(g, quantized, stats, options):
+    """{layer: bias shift} from the statistics' per-channel means (measured on calibration
+    data, or propagated from batch-norm statistics), or None (option off, no means, or a
+    target without a bias-correction hook)."""
+    if not (_bias_correcting(options) and stats.means_of is not None):
         return None
-    return bias_corrections_from_means(
-        g, quantized, lambda tensors: statistics_ranges.channel_means(propagated, tensors),
-        WEIGHT_DEQUANTIZERS[options.target])
+    return bias_corrections_from_means(g, quantized, stats.means_of, DEQUANTIZERS[options.target])
 
 
 def _without_ranges(g, decision, report, inputs, options):

@@ -1,6 +1,6 @@
 """Relu and Relu6: QuantizedRelu / QuantizedRelu6 stay in quint8 with the input's range."""
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.handlers import FUSED_INTO_PRODUCER, register
 
 
 def supports_activation(node):

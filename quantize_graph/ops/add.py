@@ -3,7 +3,7 @@
 (see targets/onednn_residual.py); kernels: QgQuantizedConv2D's summand input
 (targets/kernels.py). An Add that cannot be fused stays float."""
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.handlers import FUSED_INTO_PRODUCER, register
 
 
 def supports_add(node):

@@ -1,6 +1,6 @@
 """BiasAdd: QuantizedBiasAdd (quint8 + quint8 -> qint32), then narrowed to 8 bits."""
 from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.registry import FUSED_INTO_PRODUCER, register
+from quantize_graph.ops.handlers import FUSED_INTO_PRODUCER, register
 
 
 def supports_bias_add(node):

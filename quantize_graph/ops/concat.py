@@ -5,7 +5,7 @@ QuantizedConcat requantizes every input to the union of their ranges itself.
 from quantize_graph.graph.edit import data_inputs
 from quantize_graph.graph.nodes import const_value, set_attr_int
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.handlers import LOWERED_BY_TARGET, register
 
 
 def supports_concat(node):

@@ -1,7 +1,7 @@
 """Conv2D: QuantizedConv2D (quint8 x quint8 -> qint32), then narrowed to 8 bits."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import all_ones, is_float, is_nhwc
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.handlers import LOWERED_BY_TARGET, register
 
 
 def supports_conv2d(node):

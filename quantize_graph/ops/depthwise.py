@@ -1,7 +1,7 @@
 """DepthwiseConv2dNative: no legacy quantized form; the onednn target fuses it with its
 BiasAdd and Relu/Relu6 into QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize."""
 from quantize_graph.ops.common import all_ones, is_float, is_nhwc
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.handlers import LOWERED_BY_TARGET, register
 
 
 def supports_depthwise(node):

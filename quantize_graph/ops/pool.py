@@ -1,7 +1,7 @@
 """MaxPool and AvgPool: QuantizedMaxPool / QuantizedAvgPool, quint8 in and out."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float, is_nhwc
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.handlers import LOWERED_BY_TARGET, register
 
 
 def supports_pool(node):

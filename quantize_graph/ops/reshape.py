@@ -1,7 +1,7 @@
 """Reshape: QuantizedReshape carries the quint8 data and its range through unchanged."""
 from quantize_graph.graph.nodes import copy_attr
 from quantize_graph.ops.common import is_float
-from quantize_graph.ops.registry import LOWERED_BY_TARGET, register
+from quantize_graph.ops.handlers import LOWERED_BY_TARGET, register
 
 
 def supports_reshape(node):

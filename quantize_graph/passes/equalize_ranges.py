@@ -18,26 +18,22 @@ that channel can be clipped, as a calibrated range clips them anyway.
 import numpy as np
 
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
+from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import const_value, make_const
-from quantize_graph.runner import GraphRunner
 
 ACTIVATIONS = ("Relu", "Relu6")
 PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
 
 
-def equalize_channel_ranges(graph_def, layer_names, batches):
+def equalize_with_maxima(graph_def, layer_names, maxima_of):
     """The graph with channel scales folded in, for each Relu/Relu6 layer among `layer_names`
     (conv/depthwise -> BiasAdd -> activation, Const weights) read only by depthwise convs with
-    Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s})."""
-    return equalize_with_maxima(graph_def, layer_names,
-                                lambda tensors: channel_maxima(graph_def, tensors, batches))
+    Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s}).
 
-
-def equalize_with_maxima(graph_def, layer_names, maxima_of):
-    """The same, with each activation's per-channel maxima from `maxima_of(tensor names)` ->
-    [array or None]: measured on calibration data, or propagated from batch-norm statistics
-    (then a channel's max is its mean + k std, clipped at the activation's cap)."""
+    Each activation's per-channel maxima come from `maxima_of(tensor names)` -> [array or
+    None], called only if there is such a layer: measured on calibration data
+    (statistics/measure.py), or propagated from batch-norm statistics (then a channel's max
+    is its mean + k std, clipped at the activation's cap)."""
     index = GraphIndex(graph_def)
     candidates = [c for c in (_candidate(index, n, layer_names) for n in sorted(layer_names)) if c]
     if not candidates:
@@ -116,18 +112,6 @@ def _scale_output_channels(op, weights, scale):
     if op == "Conv2D":
         return weights * scale
     return weights * scale.reshape(1, 1, -1, 1)  # depthwise [h, w, channels, 1]
-
-
-def channel_maxima(graph_def, tensors, batches):
-    """[max over every axis but the last] of each tensor, over all the batches."""
-    tops = [None] * len(tensors)
-    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
-    with GraphRunner(graph_def) as runner:
-        for feeds in batches:
-            for i, value in enumerate(runner.run(fetches, feeds)):
-                m = value.reshape(-1, value.shape[-1]).max(axis=0).astype(np.float64)
-                tops[i] = m if tops[i] is None else np.maximum(tops[i], m)
-    return tops
 
 
 def _with_consts(graph_def, consts, index):

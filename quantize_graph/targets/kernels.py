@@ -19,9 +19,9 @@ from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, set_attr_bool,
                                         set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
-from quantize_graph.passes.weights import round_keeping_sums
 from quantize_graph.targets import onednn_pad
-from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized, weight_scale
+from quantize_graph.weight_schemes import kernels_codes
+from quantize_graph.targets.onednn import ACTIVATIONS, OneDnnLowering, Quantized
 from quantize_graph.targets.onednn_residual import ADD_OPS
 
 
@@ -35,29 +35,6 @@ def affine_range(lo, hi):
     zero_point = int(np.clip(np.rint(-lo / scale), 0, 255))
     lo = -zero_point * scale
     return lo, lo + 255.0 * scale
-
-
-def quantize_weights(weights, axis, pair_limited=False):
-    """(qint8 codes in [-127, 127], float32 scale per channel along `axis`), symmetric; rounding
-    keeps each channel's sum of rounding errors near zero (see passes/weights.py).
-
-    pair_limited: the other axes flatten, in order, into the GEMM's K (conv HWIO, MatMul
-    [K, N]), and adjacent same-sign codes along that K sum to at most 128 in magnitude: onednn's
-    weight_scale with the largest such pair at 126, since sum-keeping rounding moves each code
-    by under one step. Channels whose big weights have small or opposite-sign neighbours keep
-    8 bits; 7 bits at worst."""
-    moved = np.moveaxis(weights, axis, -1)
-    k_matrix = moved.reshape(-1, moved.shape[-1])          # [K, channels], K in GEMM order
-    if pair_limited:
-        scale = weight_scale(k_matrix, 0, (0,), 126.0)
-    else:
-        scale = np.abs(k_matrix).max(axis=0).astype(np.float64) / 127.0
-        scale = np.where(scale > 0, scale, 1e-8)
-    shape = [1] * weights.ndim
-    shape[axis] = -1
-    grid = weights / scale.reshape(shape) + 127.0
-    codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
-    return codes, scale.astype(np.float32)
 
 
 class KernelsLowering(OneDnnLowering):
@@ -174,7 +151,7 @@ class KernelsLowering(OneDnnLowering):
         if head.op == "MatMul" and head.attr["transpose_a"].b:
             self._why = "transpose_a is not supported by the int8 MatMul"
             return False
-        codes, scales = _quantized_layout(head.op, weights,
+        codes, scales = kernels_codes(head.op, weights,
                                           head.op == "MatMul" and head.attr["transpose_b"].b)
         op = {"MatMul": "QgQuantizedMatMul", "Conv2D": "QgQuantizedConv2D",
               "DepthwiseConv2dNative": "QgQuantizedDepthwiseConv2D"}[head.op]
@@ -249,29 +226,6 @@ class KernelsLowering(OneDnnLowering):
         self._replace([node.name])
         self._produce(node.name, concat, tf.quint8, hi)
         return True
-
-
-def _quantized_layout(op, weights, transpose_b=False):
-    """(codes, per-channel scales) of a layer's weights as the Qg op takes them: conv HWIO,
-    depthwise [kh, kw, C, mult], MatMul [K, N] (transposed first if transpose_b)."""
-    if op == "MatMul":
-        return quantize_weights(weights.T if transpose_b else weights, 1, pair_limited=True)
-    if op == "Conv2D":  # K runs over (kh, kw, C): the im2col row order of the kernel
-        return quantize_weights(weights, 3, pair_limited=True)
-    kh, kw, c, mult = weights.shape
-    codes, scales = quantize_weights(weights.reshape(kh, kw, 1, c * mult), 3)
-    return codes.reshape(kh, kw, c, mult), scales
-
-
-def dequantized_weights(op, weights, transpose_b=False):
-    """The float weights the Qg op really multiplies by, in the float op's layout (for bias
-    correction)."""
-    codes, scales = _quantized_layout(op, weights, transpose_b)
-    if op == "DepthwiseConv2dNative":
-        kh, kw, c, mult = weights.shape
-        return (codes.reshape(kh, kw, 1, c * mult) * scales.astype(np.float64)).reshape(weights.shape)
-    values = codes * scales.astype(np.float64)
-    return values.T if op == "MatMul" and transpose_b else values
 
 
 def lower_kernels(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):

@@ -6,7 +6,7 @@ Facts this rests on are measured in docs/onednn_notes.md. In short:
   those) are quantized; an op whose input can be negative stays float;
 - conv weights are qint8 symmetric per output channel, scaled so that adjacent input-channel
   pairs never overflow: on CPUs without VNNI oneDNN sums such pairs in saturating int16
-  (pair_limit); depthwise weights use plain 8 bits; MatMul weights are per tensor (the kernel
+  (weight_schemes.pair_limit); depthwise weights use plain 8 bits; MatMul weights are per tensor (the kernel
   rejects per-channel ranges), with the same pair limit;
 - Conv2D + BiasAdd + Relu/Relu6 -> QuantizedConv2DWithBiasAndReluAndRequantize (Relu6 by
   saturating at an output range of 6); without an activation QuantizedConv2DWithBiasAnd-
@@ -28,8 +28,8 @@ from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.graph.nodes import (const_value, copy_attr, create_node, make_const,
                                         set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string)
 from quantize_graph.passes.fold_batch_norms import out_channels
-from quantize_graph.passes.weights import round_keeping_sums
-from quantize_graph.targets import onednn_pad, onednn_residual, onednn_signed_input
+from quantize_graph.weight_schemes import onednn_conv_codes, onednn_matmul_codes
+from quantize_graph.targets import onednn_pad, onednn_residual, onednn_signed_input, zero_at_zero
 
 # A quantized tensor: its codes, the tensors holding its (min, max), its type, and the largest
 # magnitude M it represents (scale M/255 for quint8, M/127 for qint8).
@@ -37,7 +37,6 @@ Quantized = collections.namedtuple("Quantized", ["tensor", "min", "max", "dtype"
 
 ACTIVATIONS = {"Relu": None, "Relu6": 6.0}
 HEADS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
-NEGATIVE_TOLERANCE = 1e-6  # relative: calibrated minimums this close to 0 count as 0
 
 
 class OneDnnLowering:
@@ -136,7 +135,7 @@ class OneDnnLowering:
             q = self.quantized[key]
             return q if q.dtype == tf.quint8 else None
         rng = self.ranges.get(key, self.fallback_range)
-        if rng is None or rng[0] < -NEGATIVE_TOLERANCE * max(abs(rng[1]), 1e-12):
+        if not zero_at_zero.holds(rng):
             return None
         magnitude = max(rng[1], 1e-6)
         base = key.replace(":", "_") + "/eightbit"
@@ -246,7 +245,7 @@ class OneDnnLowering:
         base = last.name + "/eightbit"
         if head.op == "MatMul":
             return self._lower_matmul(head, last, act, x, weights, bias, base, members)
-        q_w, w_max = _quantize_conv_weights(weights, head.op)
+        q_w, w_max = onednn_conv_codes(weights, head.op)
         filt = self._const(base + "_weights", q_w, tf.qint8)
         if offset:
             bias = bias + onednn_signed_input.offset_bias(q_w, w_max, offset)
@@ -285,7 +284,7 @@ class OneDnnLowering:
         if head.attr["transpose_a"].b:
             self._why = "transpose_a is not supported by the int8 MatMul"
             return False
-        q_b, b_max = _quantize_matmul_weights(weights, head.attr["transpose_b"].b)
+        q_b, b_max = onednn_matmul_codes(weights, head.attr["transpose_b"].b)
         b = self._const(base + "_weights", q_b, tf.qint8)
         if act is not None:
             magnitude = self._output_magnitude(last.name, ACTIVATIONS[act.op])
@@ -377,75 +376,6 @@ class OneDnnLowering:
             return axis
         rank = self._emit("Rank", node.name + "/eightbit_rank", [first_value], {"T": tf.quint8})
         return self._emit("FloorMod", node.name + "/eightbit_axis", [axis, rank.name], {"T": tf.int32}).name
-
-
-def pair_limit(weights, k_axis, reduce_axes):
-    """Largest |w[2k]| + |w[2k+1]| over adjacent pairs of the same sign along the reduction
-    axis `k_axis`.
-
-    Without VNNI, oneDNN adds the products of such a pair (inputs 0..255 times int8 codes) in
-    a saturating int16 before accumulating. A pair of opposite signs cannot overflow
-    (255 * 128 < 32768), so only same-sign pairs limit the scale: their codes must sum to at
-    most 128 in magnitude.
-    """
-    w = weights.astype(np.float64)
-    if w.shape[k_axis] % 2:
-        pad = [(0, 0)] * w.ndim
-        pad[k_axis] = (0, 1)
-        w = np.pad(w, pad)
-    even = np.take(w, range(0, w.shape[k_axis], 2), axis=k_axis)
-    odd = np.take(w, range(1, w.shape[k_axis], 2), axis=k_axis)
-    pairs = np.where(even * odd > 0, np.abs(even) + np.abs(odd), 0.0)
-    return pairs.max(axis=reduce_axes)
-
-
-def weight_scale(weights, k_axis, reduce_axes, pair_levels):
-    """Per-channel (or per-tensor) scale of int8 weight codes on CPUs without VNNI: the
-    largest same-sign pair maps to `pair_levels` (<= 128 once rounded) and the largest single
-    weight to at most 127. Channels whose big weights have small or opposite-sign neighbours
-    keep 8 bits; 7 bits at worst."""
-    top = np.abs(weights.astype(np.float64)).max(axis=reduce_axes)
-    scale = np.maximum(pair_limit(weights, k_axis, reduce_axes) / pair_levels, top / 127.0)
-    return np.where(scale > 0, scale, 1e-8)
-
-
-def _quantize_conv_weights(weights, op):
-    """(qint8 codes, per-channel max to declare) for a conv or depthwise filter."""
-    axis = 3 if op == "Conv2D" else 2
-    other = tuple(a for a in range(weights.ndim) if a != axis)
-    if op == "Conv2D":  # pairs of input channels (axis 2) saturate; depthwise has no pairs
-        # Sum-keeping rounding moves a code by up to one step, so a pair of codes may grow by
-        # 2: the largest same-sign pair maps to 126 and stays <= 128 after rounding.
-        scale = weight_scale(weights, 2, other, 126.0)
-    else:
-        scale = np.abs(weights).max(axis=other).astype(np.float64) / 127.0
-        scale = np.where(scale > 0, scale, 1e-8)
-    shape = [1] * weights.ndim
-    shape[axis] = -1
-    grid = weights / scale.reshape(shape) + 127   # 0 .. 254
-    codes = (round_keeping_sums(grid, axis, 254) - 127).astype(np.int8)
-    # The kernel's scale is max_filter / 127.
-    return codes, (scale * 127.0).astype(np.float32)
-
-
-def _quantize_matmul_weights(weights, transpose_b):
-    """(qint8 codes, max to declare): per tensor, with the same pair limit along K."""
-    k_axis = 1 if transpose_b else 0
-    # Plain rounding moves each code by at most 1/2: a pair at 127 stays <= 128.
-    scale = float(weight_scale(weights, k_axis, tuple(range(weights.ndim)), 127.0))
-    return np.clip(np.round(weights / scale), -127, 127).astype(np.int8), scale * 127.0
-
-
-def dequantized_weights(op, weights, transpose_b=False):
-    """The float weights the int8 op really multiplies by (codes times their scale): what
-    bias correction compares the float weights with."""
-    if op == "MatMul":
-        codes, top = _quantize_matmul_weights(weights, transpose_b)
-    else:
-        codes, top = _quantize_conv_weights(weights, op)
-        if op == "DepthwiseConv2dNative":  # [h, w, channels, 1]: scales along axis 2
-            top = top[:, None]
-    return codes.astype(np.float64) * (np.asarray(top, np.float64) / 127.0)
 
 
 def lower_onednn(graph_def, decision, fallback_range=None, ranges=None, bias_corrections=None):

@@ -18,6 +18,7 @@ An Add that does not fuse stays float between Dequantize and QuantizeV2: correct
 import tensorflow as tf
 
 from quantize_graph.graph.names import canonical_input, split_input
+from quantize_graph.targets import zero_at_zero
 
 ADD_OPS = ("Add", "AddV2")
 ACTIVATIONS = {"Relu": None, "Relu6": 6.0}
@@ -74,9 +75,7 @@ def _ancestors(index, name):
 
 
 def _nonnegative(lowering, tensor):
-    from quantize_graph.targets.onednn import NEGATIVE_TOLERANCE  # (import cycle)
-    rng = lowering.ranges.get(tensor, lowering.fallback_range)
-    return rng is not None and rng[0] >= -NEGATIVE_TOLERANCE * max(abs(rng[1]), 1e-12)
+    return zero_at_zero.holds(lowering.ranges.get(tensor, lowering.fallback_range))
 
 
 def _sole_data_reader(index, node):
