@@ -17,25 +17,19 @@ from quantize_graph.graph.validate import validate_graph_def
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import split_input
 from quantize_graph.graph.names import strip_output_names
-from quantize_graph.passes.prepare import prepare_recording_moments
-from quantize_graph.passes.prune import prune
-from quantize_graph.passes.quantized_input import quantize_placeholders
-from quantize_graph.passes.simulate import quantize_dequantize_graph, round_graph
-from quantize_graph.passes.strip_redundant import strip_redundant_quantization
-from quantize_graph.passes.weights import quantize_weights, round_weights
+from quantize_graph.passes import (bfloat16, equalize_ranges, prepare, prune, quantized_input,
+                                   shift_input, simulate, strip_redundant, weights)
+from quantize_graph.passes.context import PassContext
 from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
 from quantize_graph.calibration_data import calibration_batch_size, calibration_batches, split
 from quantize_graph.compare import compare_graphs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections_from_means, mean_tensors
-from quantize_graph.passes.equalize_ranges import equalize_with_maxima
-from quantize_graph.passes.shift_input import shift_signed_inputs
-from quantize_graph.passes.bfloat16 import to_bfloat16
 from quantize_graph.targets import BIAS_CORRECTED, lower, node_range_tensors, refine, resolve_target
 from quantize_graph.statistics import ranges as statistics_ranges
 from quantize_graph.statistics.measure import measure
-from quantize_graph.statistics.sources import collect as collect_statistics
+from quantize_graph.statistics.sources import Statistics, collect as collect_statistics
 from quantize_graph.weight_schemes import DEQUANTIZERS
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
@@ -200,8 +194,9 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     check_name_list(input_names, "input node names", optional=True)
     outputs, inputs = check_graph(graph_def, output_names, input_names)
     check_inputs(graph_def, inputs, options)
-    g, moments = prepare_recording_moments(graph_def, inputs, outputs,
-                                            fold=options.fold_constants)
+    ctx = PassContext(tuple(inputs), tuple(outputs), options)
+    prepared = prepare.run(graph_def, ctx)
+    g, moments = prepared.graph_def, prepared.facts["moments"]
     # Batch-norm statistics are a range source only where nothing better was given.
     statistics = moments if not (options.calibration_inputs or options.ranges is not None) else None
     if options.mode in ("eightbit", "test"):
@@ -211,15 +206,14 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     else:
         target, why = options.target, ""
     report = Report(options.mode, target, why)
+    ctx = dataclasses.replace(ctx, options=options)
     mode = options.mode
-    if mode == "weights":
-        g = quantize_weights(g)
-    elif mode == "weights_rounded":
-        g = round_weights(g, options.bitdepth)
+    if mode in ("weights", "weights_rounded"):
+        g = weights.run(g, ctx).graph_def
     elif mode == "quantize":
-        g = quantize_dequantize_graph(g, options.bitdepth)
+        g = simulate.run(g, ctx).graph_def
     elif mode == "bfloat16":
-        g = _bfloat16(g, inputs, outputs, options, report)
+        g = _bfloat16(g, ctx, report)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, "reference" if mode == "round" else options.target,
                             options.excluded_ops, options.excluded_nodes)
@@ -229,14 +223,15 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         report.quantized = sorted(decision.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in decision.float_reasons.items()}
         if mode == "round":
-            g = round_graph(g, decision.quantized, options.bitdepth)
+            g = simulate.run(g, dataclasses.replace(ctx, quantized=frozenset(decision.quantized))).graph_def
         else:
-            g = _eightbit(g, decision, options, inputs, outputs, report, statistics)
-    return prune(g, outputs, keep=inputs), report
+            g = _eightbit(g, decision, ctx, report, statistics)
+    return prune.run(g, ctx).graph_def, report
 
 
-def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
+def _eightbit(g, decision, ctx, report, statistics=None):
     """calibrate -> (per-layer report, float fallback) -> lower -> clean up."""
+    options, inputs, outputs = ctx.options, list(ctx.inputs), list(ctx.outputs)
     calibration, held_out = options.calibration_inputs, None
     if options.layer_report or _has_accuracy_goal(options):
         if not calibration:
@@ -245,8 +240,9 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
         calibration, held_out = split_held_out(calibration)
     reference = g  # what held-out errors are measured against
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
-        g = shift_signed_inputs(g, decision.quantized, calibration)[0]
-    g, statistics = _equalized(g, decision.quantized, calibration, options, statistics, inputs)
+        g = shift_input.run(g, dataclasses.replace(ctx, quantized=frozenset(decision.quantized),
+                                                   calibration=calibration)).graph_def
+    g, statistics = _equalized(g, decision.quantized, calibration, ctx, statistics)
     # One run over the calibration data: the ranges and the means bias correction reads.
     stats = collect_statistics(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration), statistics, inputs,
@@ -263,15 +259,15 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
         chosen.float_reasons.update(why_float or {})
         q = lower(options.target, g, chosen, stats.fallback_range, stats.ranges, corrections)
         if options.bfloat16_fallback:
-            q = _bfloat16_fallback(q, chosen, inputs, outputs)
+            q = _bfloat16_fallback(q, chosen, ctx)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
         if options.quantized_input_range is not None:
-            q = quantize_placeholders(q, inputs, options.quantized_input_range)
+            q = quantized_input.run(q, ctx).graph_def
         if options.strip_redundant_quantization:
-            q = strip_redundant_quantization(q)
-        return prune(q, outputs, keep=inputs)
+            q = strip_redundant.run(q, ctx).graph_def
+        return prune.run(q, ctx).graph_def
 
     if held_out is None:
         return build(decision.quantized)
@@ -311,26 +307,25 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
                  {n: "kept float by the accuracy fallback" for n in excluded})
 
 
-def _bfloat16(g, inputs, outputs, options, report):
-    result = to_bfloat16(g, inputs, outputs, excluded_ops=options.excluded_ops,
-                         excluded_nodes=options.excluded_nodes)
+def _bfloat16(g, ctx, report):
+    result = bfloat16.run(g, ctx)
     kinds = {n.name: n.op for n in g.node}
-    report.quantized = result.bfloat16
-    report.stayed_float = {n: (kinds[n], why) for n, why in result.float_reasons.items()}
+    report.quantized = result.facts["bfloat16"]
+    report.stayed_float = {n: (kinds[n], why) for n, why in result.facts["float_reasons"].items()}
     return result.graph_def
 
 
-def _bfloat16_fallback(q, chosen, inputs, outputs):
+def _bfloat16_fallback(q, chosen, ctx):
     """The layers that the accuracy fallback or --excluded_* kept out of int8, in bfloat16."""
     left_out = {n for n, why in chosen.float_reasons.items()
                 if why.startswith(("kept float by", "excluded by"))}
-    result = to_bfloat16(q, inputs, outputs, only=left_out)
-    for name in result.bfloat16:
+    result = bfloat16.run(q, dataclasses.replace(ctx, only=frozenset(left_out)))
+    for name in result.facts["bfloat16"]:
         chosen.float_reasons[name] += BFLOAT16_FALLBACK_NOTE
     return result.graph_def
 
 
-def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
+def _equalized(g, quantized, calibration, ctx, moments=None):
     """(the float graph with channel ranges equalized, the batch-norm moments that describe
     it) (option on, onednn): per-channel maxima measured on calibration data, or without data
     propagated from the batch-norm statistics.
@@ -339,20 +334,25 @@ def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
     are read on the equalized graph, whose tensors after a rescaled layer differ from the
     float graph's in rounding, and whose activations' histograms mix the channels at their new
     scales, so they cannot be derived from this run and stay identical."""
+    options = ctx.options
     if not (options.equalize_ranges and options.target == "onednn"):
-        return g, statistics
+        return g, moments
     if calibration:
         def measured(tensors):
             maxima = measure(g, calibration_batches(g, calibration), maxima=tensors).maxima
             return [maxima[t] for t in tensors]
-        return equalize_with_maxima(g, quantized, measured)[0], statistics
-    if not statistics or options.ranges is not None:
-        return g, statistics
-    stats = statistics_ranges.propagated(g, statistics, inputs, options.input_range,
+        return _equalize(g, quantized, ctx, measured).graph_def, moments
+    if not moments or options.ranges is not None:
+        return g, moments
+    stats = statistics_ranges.propagated(g, moments, ctx.inputs, options.input_range,
                                          statistics_ranges.EQUALIZE_K)
-    equalized, scales = equalize_with_maxima(
-        g, quantized, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
-    return equalized, statistics_ranges.rescaled(statistics, g, scales)
+    equalized = _equalize(g, quantized, ctx, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
+    return equalized.graph_def, statistics_ranges.rescaled(moments, g, equalized.facts["scales"])
+
+
+def _equalize(g, quantized, ctx, maxima_of):
+    return equalize_ranges.run(g, dataclasses.replace(
+        ctx, quantized=frozenset(quantized), statistics=Statistics(maxima_of=maxima_of)))
 
 
 def _bias_correcting(options):

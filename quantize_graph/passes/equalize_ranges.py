@@ -20,6 +20,7 @@ import numpy as np
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import const_value, make_const
+from quantize_graph.passes.context import result
 
 ACTIVATIONS = ("Relu", "Relu6")
 PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
@@ -122,3 +123,10 @@ def _with_consts(graph_def, consts, index):
             dtype = const_value(index.nodes[node.name]).dtype
             node.CopyFrom(make_const(node.name, np.asarray(consts[node.name]).astype(dtype)))
     return out
+
+
+def run(graph_def, ctx):
+    """The pass, on the quantized layers, with the maxima of ctx.statistics.maxima_of:
+    facts `scales` ({activation: per-channel scale})."""
+    g, scales = equalize_with_maxima(graph_def, ctx.quantized, ctx.statistics.maxima_of)
+    return result(g, scales=scales)

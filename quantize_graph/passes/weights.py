@@ -13,6 +13,7 @@ from quantize_graph.graph.edit import graph_with_nodes
 from quantize_graph.graph.nodes import (const_value, create_constant_node, create_node, set_attr_dtype,
                                         set_attr_int, set_attr_string)
 from quantize_graph.weight_schemes import output_axis, quantize_per_channel, round_per_channel
+from quantize_graph.passes.context import result
 
 MIN_WEIGHT_ELEMENTS = 16  # smaller constants (shapes, scalars) gain nothing from 8 bits
 
@@ -71,3 +72,10 @@ def round_weights(graph_def, bitdepth):
     for node in graph_def.node:
         nodes.extend(round_weight_per_channel(node, axes[node.name], bitdepth) if node.name in axes else [node])
     return graph_with_nodes(graph_def, nodes)
+
+
+def run(graph_def, ctx):
+    """The pass, for mode `weights` (quint8 + Dequantize) or `weights_rounded` (float)."""
+    if ctx.options.mode == "weights":
+        return result(quantize_weights(graph_def))
+    return result(round_weights(graph_def, ctx.options.bitdepth))

@@ -34,6 +34,7 @@ class Statistics:
     summary: str = ""            # one line for the report: where the ranges came from
     fallback_range: tuple = None  # (min, max) for tensors without a range (--quantized_fallback_*)
     means_of: object = None      # tensors -> {tensor: per-channel E[x] or None}; None: unknown
+    maxima_of: object = None     # tensors -> [per-channel max or None] (range equalization)
     from_moments: bool = False   # ranges from batch-norm statistics (some tensors may lack one)
 
 
