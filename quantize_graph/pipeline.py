@@ -22,7 +22,7 @@ from quantize_graph.passes import (bfloat16, equalize_ranges, prepare, prune, qu
 from quantize_graph.passes.context import PassContext
 from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
 from quantize_graph.calibration_data import calibration_batch_size, calibration_batches, split
-from quantize_graph.compare import compare_graphs
+from quantize_graph.compare import compare_to_outputs, graph_outputs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections_from_means, mean_tensors
@@ -275,16 +275,17 @@ def _eightbit(g, decision, ctx, report, statistics=None):
     batch = calibration_batch_size(g, list(held_out))
     report.layers = layer_errors(g, report.ranges, feeds, decision.quantized,
                                  DEQUANTIZERS[options.target], batch=batch)
+    expected = graph_outputs(reference, outputs[:1], feeds, batch)  # the float graph, once
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
-        report.held_out_error = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
+        report.held_out_error = compare_to_outputs(expected, q, outputs[:1], feeds, batch)[0]
         return q
     measured = {}
 
     def meets(excluded):
         q = build(decision.quantized - set(excluded),
                   {n: "kept float by the accuracy fallback" for n in excluded})
-        err = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
+        err = compare_to_outputs(expected, q, outputs[:1], feeds, batch)[0]
         measured[len(excluded)] = err
         return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
                 and (options.min_top1_agreement is None
