@@ -1,4 +1,5 @@
-"""The calibrate stage: run the float graph on sample inputs and choose each tensor's range.
+"""The calibrate stage's range choice: each tensor's range from its measured statistics
+(statistics/measure.py), and the ranges file.
 
 Methods (as in ONNX Runtime and TensorRT):
   minmax      the smallest and largest value seen;
@@ -14,35 +15,12 @@ import math
 import numpy as np
 
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.graph.names import ensure_tensor_name_has_port
-from quantize_graph.runner import GraphRunner
+from quantize_graph.statistics.measure import BINS, TensorStats, measure  # noqa: F401 (TensorStats: API)
 
 METHODS = ("minmax", "percentile", "entropy")
-BINS = 2048
 # Entropy calibration clips tails; a last bin holding more than this share of all values is
 # a saturation bound (e.g. Relu6's 6), and clipping it would move all those values.
 SATURATION_MASS = 1e-3
-
-
-class TensorStats:
-    """Min/max (pass 1) and a histogram of |x| over [0, absmax] (pass 2) of one tensor."""
-
-    def __init__(self):
-        self.min, self.max = math.inf, -math.inf
-        self.hist = None
-
-    @property
-    def absmax(self):
-        return max(abs(self.min), abs(self.max))
-
-    def add_range(self, values):
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-
-    def add_histogram(self, values):
-        top = self.absmax or 1.0
-        hist, _ = np.histogram(np.abs(values), bins=BINS, range=(0.0, top))
-        self.hist = hist if self.hist is None else self.hist + hist
 
 
 def choose_range(stats, method="minmax", percentile=99.99):
@@ -112,31 +90,10 @@ def _smooth(dist, eps=1e-4):
     return np.where(zeros, eps, dist - taken).clip(min=eps * 1e-3)
 
 
-def collect_stats(graph_def, tensors, batches, method="minmax", progress=None):
-    """Runs the graph over `batches` ([{input tensor: array}]) and returns {tensor: TensorStats}.
-
-    minmax needs one pass; percentile and entropy a second one, for histograms over the
-    ranges the first pass found.
-    """
-    stats = {t: TensorStats() for t in tensors}
-    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
-    passes = 1 if method == "minmax" else 2
-    with GraphRunner(graph_def) as runner:
-        for pass_index in range(passes):
-            for feeds in batches:
-                for name, value in zip(tensors, runner.run(fetches, feeds)):
-                    if pass_index == 0:
-                        stats[name].add_range(value)
-                    else:
-                        stats[name].add_histogram(value)
-                if progress is not None:
-                    progress.update(len(next(iter(feeds.values()))) / passes)
-    return stats
-
-
 def calibrate(graph_def, tensors, batches, method="minmax", percentile=99.99, progress=None):
-    """{tensor name: (min, max)} for `tensors` of the float graph."""
-    stats = collect_stats(graph_def, tensors, batches, method, progress)
+    """{tensor name: (min, max)} for `tensors` of the float graph, measured on `batches`."""
+    stats = measure(graph_def, batches, ranges=tensors, histograms=method != "minmax",
+                    progress=progress).tensors
     return {t: choose_range(s, method, percentile) for t, s in stats.items()}
 
 

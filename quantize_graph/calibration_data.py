@@ -7,6 +7,7 @@ import numpy as np
 from quantize_graph.checks import check_calibration_inputs
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.preprocess import list_images, read_image
+from quantize_graph.runner import placeholder_shapes
 
 Preprocessing = collections.namedtuple("Preprocessing", ["height", "width", "mean", "std", "crop_fraction"])
 DEFAULT_CROP = 0.875
@@ -72,3 +73,19 @@ def batches(inputs, batch_size):
 def split(inputs, count):
     """(the first `count` examples, the rest): calibration set and held-out set."""
     return ({n: a[:count] for n, a in inputs.items()}, {n: a[count:] for n, a in inputs.items()})
+
+
+def calibration_batch_size(graph_def, input_names, preferred=8):
+    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1); 1 when
+    an input is an inner tensor (such as Inception's `Mul`), whose shape we don't know."""
+    ops = {n.name: n.op for n in graph_def.node}
+    if any(ops.get(name) != "Placeholder" for name in input_names):
+        return 1
+    shapes = placeholder_shapes(graph_def, input_names)
+    fixed = {s[0] for s, _ in shapes.values() if s and s[0] is not None}
+    return fixed.pop() if len(fixed) == 1 else preferred
+
+
+def calibration_batches(graph_def, inputs):
+    """batches() of `inputs` ({input name: array}) at the graph's calibration batch size."""
+    return batches(inputs, calibration_batch_size(graph_def, list(inputs)))

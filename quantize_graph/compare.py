@@ -44,13 +44,23 @@ def random_feeds(graph_def, input_names, dims_list, seed=0):
 def compare_graphs(reference_graph, other_graph, output_names, feeds, batch=None):
     """[OutputError] per output, running both graphs on `feeds` ({input node name: array}),
     `batch` examples at a time (default: all at once)."""
+    return compare_to_outputs(graph_outputs(reference_graph, output_names, feeds, batch),
+                              other_graph, output_names, feeds, batch)
+
+
+def graph_outputs(graph_def, output_names, feeds, batch=None):
+    """[array] per output of the graph on `feeds`, `batch` examples at a time."""
     fetches = [ensure_tensor_name_has_port(o) for o in output_names]
     tensors = {ensure_tensor_name_has_port(k): v for k, v in feeds.items()}
-    batch = batch or min(len(v) for v in tensors.values())
-    with GraphRunner(reference_graph) as a, GraphRunner(other_graph) as b:
-        ref = a.run_batched(fetches, tensors, batch)
-        oth = b.run_batched(fetches, tensors, batch)
-    return [output_errors(n, r, o) for n, r, o in zip(output_names, ref, oth)]
+    with GraphRunner(graph_def) as runner:
+        return runner.run_batched(fetches, tensors, batch or min(len(v) for v in tensors.values()))
+
+
+def compare_to_outputs(reference_outputs, other_graph, output_names, feeds, batch=None):
+    """compare_graphs with the reference's outputs already computed (graph_outputs): the
+    accuracy fallback compares several candidates with one float run."""
+    other = graph_outputs(other_graph, output_names, feeds, batch)
+    return [output_errors(n, r, o) for n, r, o in zip(output_names, reference_outputs, other)]
 
 
 def format_errors(errors):

@@ -3,14 +3,13 @@
 Scripts written against the 2016 module keep working: GraphRewriter, the node helpers,
 the weight helpers and FLAGS.bitdepth have the same arguments, results and errors.
 """
-import types
-
 from quantize_graph.graph.names import (ensure_tensor_name_has_port, node_name_from_input,  # noqa: F401
                                         unique_node_name_from_input)
 from quantize_graph.graph.nodes import (copy_attr, create_constant_node, create_node,  # noqa: F401
                                         set_attr_bool, set_attr_dtype, set_attr_float, set_attr_int,
                                         set_attr_int_list, set_attr_shape, set_attr_string,
                                         set_attr_tensor)
+from quantize_graph.legacy_flags import FLAGS
 from quantize_graph.passes.strip_redundant import strip_redundant_quantization
 from quantize_graph.pipeline import MODES, Options, run_pipeline
 from quantize_graph.weights import quantize_array, quantize_weight_eightbit, quantize_weight_rounded  # noqa: F401
@@ -20,15 +19,6 @@ __all__ = ["GraphRewriter", "FLAGS", "create_node", "create_constant_node", "cop
            "set_attr_int_list", "set_attr_bool", "set_attr_int", "set_attr_float",
            "node_name_from_input", "unique_node_name_from_input", "ensure_tensor_name_has_port",
            "quantize_array", "quantize_weight_eightbit", "quantize_weight_rounded"]
-
-# The original module's flag values, read by quantize_weight_rounded and GraphRewriter.
-# The CLI sets them from its absl flags; Python callers may assign them directly.
-FLAGS = types.SimpleNamespace(bitdepth=8, strip_redundant_quantization=True,
-                              quantized_input=False, quantized_input_min=0.0, quantized_input_max=1.0,
-                              quantized_fallback_min=None, quantized_fallback_max=None,
-                              print_nodes=False, mode="round", output_node_names="",
-                              input="", output="")
-
 
 class GraphRewriter:
     """Takes a float graph and rewrites it in quantized form."""

@@ -15,29 +15,23 @@ from quantize_graph.checks import (check_calibration_inputs, check_excluded_node
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.graph.validate import validate_graph_def
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, split_input
+from quantize_graph.graph.names import split_input
 from quantize_graph.graph.names import strip_output_names
-from quantize_graph.passes.prepare import prepare_recording_moments
-from quantize_graph.passes.prune import prune
-from quantize_graph.passes.quantized_input import quantize_placeholders
-from quantize_graph.passes.simulate import quantize_dequantize_graph, round_graph
-from quantize_graph.passes.strip_redundant import strip_redundant_quantization
-from quantize_graph.passes.weights import quantize_weights, round_weights
+from quantize_graph.passes import (bfloat16, equalize_ranges, prepare, prune, quantized_input,
+                                   shift_input, simulate, strip_redundant, weights)
+from quantize_graph.passes.context import PassContext
 from quantize_graph.calibrate import METHODS as CALIBRATION_METHODS
-from quantize_graph.calibrate import calibrate
-from quantize_graph.calibration_data import batches, split
-from quantize_graph.compare import compare_graphs
+from quantize_graph.calibration_data import calibration_batch_size, calibration_batches, split
+from quantize_graph.compare import compare_to_outputs, graph_outputs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
-from quantize_graph.passes.bias_correction import bias_corrections, bias_corrections_from_means
-from quantize_graph.passes.equalize_ranges import equalize_channel_ranges, equalize_with_maxima
-from quantize_graph.passes.shift_input import shift_signed_inputs
-from quantize_graph.passes.bfloat16 import to_bfloat16
-from quantize_graph.targets import (WEIGHT_DEQUANTIZERS, lower, node_range_tensors, range_tensors,
-                                    refine, resolve_target)
-from quantize_graph.targets.reference import fake_quant_range
+from quantize_graph.passes.bias_correction import bias_corrections_from_means, mean_tensors
+from quantize_graph.targets import BIAS_CORRECTED, lower, node_range_tensors, refine, resolve_target
 from quantize_graph.statistics import ranges as statistics_ranges
 from quantize_graph.statistics.propagate import static_shapes
+from quantize_graph.statistics.measure import measure
+from quantize_graph.statistics.sources import Statistics, collect as collect_statistics
+from quantize_graph.weight_schemes import DEQUANTIZERS
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
 TARGETS = ("auto", "reference", "onednn", "kernels")
@@ -197,75 +191,6 @@ def check_graph(graph_def, output_names, input_names):
     return outputs, inputs
 
 
-def _ranges(graph_def, quantize_names, options, report, statistics=None, inputs=()):
-    """The calibrate stage: ranges given, or measured on the calibration inputs, or derived
-    from batch-norm statistics (`statistics`: {batch norm: ChannelMoments}, onednn and kernels
-    targets), or None (measured at run time). Fills the report's range source(s); returns the
-    ranges and the propagated statistics (None unless they were used)."""
-    tensors = range_tensors(graph_def, quantize_names)
-    if options.ranges is not None:
-        missing = [t for t in tensors if t not in options.ranges]
-        if missing:
-            raise QuantizeGraphError("the ranges file has no range for tensor '%s' (made for "
-                                     "another graph or other options?)" % missing[0])
-        report.range_source = "ranges from a ranges file (--ranges_in)"
-        report.range_sources = {t: "ranges file" for t in tensors}
-        return {t: options.ranges[t] for t in tensors}, None
-    if options.calibration_inputs:
-        ranges = _calibrated(graph_def, tensors, options)
-        count = min(len(a) for a in options.calibration_inputs.values())
-        report.range_source = "ranges from calibration data (%d examples, %s)" % (
-            count, options.calibration_method)
-        report.range_sources = {t: "calibration " + options.calibration_method for t in ranges}
-        return with_fake_quant_ranges(graph_def, ranges, report.range_sources), None
-    if statistics and options.target in ("onednn", "kernels"):
-        ranges, sources, stats = statistics_ranges.statistics_ranges(
-            graph_def, statistics, tensors, inputs, options.input_range, options.statistics_k)
-        report.range_source = statistics_ranges.FROM_STATISTICS
-        report.range_sources = sources
-        return with_fake_quant_ranges(graph_def, ranges, sources, add=True), stats
-    return None, None
-
-
-def with_fake_quant_ranges(graph_def, ranges, sources=None, add=False):
-    """Ranges that quantization-aware training left in FakeQuant nodes win over calibration
-    and statistics: for the FakeQuant's input and for its output (`add`: also where there was
-    no range)."""
-    index = GraphIndex(graph_def)
-    for node in graph_def.node:
-        fixed = fake_quant_range(node, index) if node.op.startswith("FakeQuant") else None
-        if fixed is not None:
-            for tensor in (canonical_input(node.input[0]), node.name):
-                if tensor in ranges or add:
-                    ranges[tensor] = fixed
-                    if sources is not None:
-                        sources[tensor] = "FakeQuant"
-    return ranges
-
-
-def _calibrated(graph_def, tensors, options):
-    count = min(len(a) for a in options.calibration_inputs.values())
-    batch = calibration_batch_size(graph_def, list(options.calibration_inputs))
-    bar = options.progress(count, "calibrating") if options.progress else None
-    try:
-        return calibrate(graph_def, tensors, batches(options.calibration_inputs, batch),
-                         options.calibration_method, options.calibration_percentile, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def calibration_batch_size(graph_def, input_names, preferred=8):
-    """The inputs' fixed batch size if they have one (many frozen graphs are batch 1); 1 when
-    an input is an inner tensor (such as Inception's `Mul`), whose shape we don't know."""
-    ops = {n.name: n.op for n in graph_def.node}
-    if any(ops.get(name) != "Placeholder" for name in input_names):
-        return 1
-    shapes = placeholder_shapes(graph_def, input_names)
-    fixed = {s[0] for s, _ in shapes.values() if s and s[0] is not None}
-    return fixed.pop() if len(fixed) == 1 else preferred
-
-
 def run_pipeline(graph_def, output_names, options, input_names=None):
     """Returns (quantized GraphDef, Report)."""
     validate_options(options)
@@ -274,8 +199,9 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     check_name_list(input_names, "input node names", optional=True)
     outputs, inputs = check_graph(graph_def, output_names, input_names)
     check_inputs(graph_def, inputs, options)
-    g, moments = prepare_recording_moments(graph_def, inputs, outputs,
-                                            fold=options.fold_constants)
+    ctx = PassContext(tuple(inputs), tuple(outputs), options)
+    prepared = prepare.run(graph_def, ctx)
+    g, moments = prepared.graph_def, prepared.facts["moments"]
     # Batch-norm statistics are a range source only where nothing better was given.
     statistics = moments if not (options.calibration_inputs or options.ranges is not None) else None
     if options.mode in ("eightbit", "test"):
@@ -285,15 +211,14 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
     else:
         target, why = options.target, ""
     report = Report(options.mode, target, why)
+    ctx = dataclasses.replace(ctx, options=options)
     mode = options.mode
-    if mode == "weights":
-        g = quantize_weights(g)
-    elif mode == "weights_rounded":
-        g = round_weights(g, options.bitdepth)
+    if mode in ("weights", "weights_rounded"):
+        g = weights.run(g, ctx).graph_def
     elif mode == "quantize":
-        g = quantize_dequantize_graph(g, options.bitdepth)
+        g = simulate.run(g, ctx).graph_def
     elif mode == "bfloat16":
-        g = _bfloat16(g, inputs, outputs, options, report, moments)
+        g = _bfloat16(g, dataclasses.replace(ctx, moments=moments), report)
     else:  # eightbit, round, test (test quantizes like eightbit and compares)
         decision = annotate(g, "reference" if mode == "round" else options.target,
                             options.excluded_ops, options.excluded_nodes)
@@ -303,14 +228,15 @@ def run_pipeline(graph_def, output_names, options, input_names=None):
         report.quantized = sorted(decision.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in decision.float_reasons.items()}
         if mode == "round":
-            g = round_graph(g, decision.quantized, options.bitdepth)
+            g = simulate.run(g, dataclasses.replace(ctx, quantized=frozenset(decision.quantized))).graph_def
         else:
-            g = _eightbit(g, decision, options, inputs, outputs, report, statistics)
-    return prune(g, outputs, keep=inputs), report
+            g = _eightbit(g, decision, ctx, report, statistics)
+    return prune.run(g, ctx).graph_def, report
 
 
-def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
+def _eightbit(g, decision, ctx, report, statistics=None):
     """calibrate -> (per-layer report, float fallback) -> lower -> clean up."""
+    options, inputs, outputs = ctx.options, list(ctx.inputs), list(ctx.outputs)
     calibration, held_out = options.calibration_inputs, None
     if options.layer_report or _has_accuracy_goal(options):
         if not calibration:
@@ -319,47 +245,52 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
         calibration, held_out = split_held_out(calibration)
     reference = g  # what held-out errors are measured against
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
-        g = shift_signed_inputs(g, decision.quantized, calibration)[0]
-    g, statistics = _equalized(g, decision.quantized, calibration, options, statistics, inputs)
-    report.ranges, propagated = _ranges(g, decision.quantized, dataclasses.replace(
-        options, calibration_inputs=calibration), report, statistics, inputs)
-    if propagated is not None:
+        g = shift_input.run(g, dataclasses.replace(ctx, quantized=frozenset(decision.quantized),
+                                                   calibration=calibration)).graph_def
+    g, statistics = _equalized(g, decision.quantized, calibration, ctx, statistics)
+    # One run over the calibration data: the ranges and the means bias correction reads.
+    stats = collect_statistics(g, decision.quantized, dataclasses.replace(
+        options, calibration_inputs=calibration), statistics, inputs,
+        mean_tensors=_mean_tensors(g, decision.quantized, calibration, options))
+    report.ranges, report.range_sources = stats.ranges, stats.sources
+    report.range_source = stats.summary
+    if stats.from_moments:
         decision = _without_ranges(g, decision, report, inputs, options)
-        corrections = _bias_corrections_from_statistics(g, decision.quantized, propagated, options)
-    else:
-        corrections = _bias_corrections(g, decision.quantized, calibration, options)
+    corrections = _bias_corrections(g, decision.quantized, stats, options)
     kinds = {n.name: n.op for n in g.node}
 
     def build(quantized, why_float=None):
         chosen = Decision(set(quantized), dict(decision.float_reasons))
         chosen.float_reasons.update(why_float or {})
-        q, chosen = lower(options.target, g, chosen, options.fallback_range, report.ranges, corrections)
+        q, chosen = lower(options.target, g, chosen, stats.fallback_range, stats.ranges, corrections)
         if options.bfloat16_fallback:
-            q = _bfloat16_fallback(q, chosen, inputs, outputs)
+            q = _bfloat16_fallback(q, chosen, ctx)
         # The target may have kept more nodes float; the report shows its final choice.
         report.quantized = sorted(chosen.quantized)
         report.stayed_float = {n: (kinds[n], why) for n, why in chosen.float_reasons.items()}
         if options.quantized_input_range is not None:
-            q = quantize_placeholders(q, inputs, options.quantized_input_range)
+            q = quantized_input.run(q, ctx).graph_def
         if options.strip_redundant_quantization:
-            q = strip_redundant_quantization(q)
-        return prune(q, outputs, keep=inputs)
+            q = strip_redundant.run(q, ctx).graph_def
+        return prune.run(q, ctx).graph_def
 
     if held_out is None:
         return build(decision.quantized)
     feeds = {name + ":0": a for name, a in held_out.items()}
     batch = calibration_batch_size(g, list(held_out))
-    report.layers = layer_errors(g, report.ranges, feeds, decision.quantized, batch=batch)
+    report.layers = layer_errors(g, report.ranges, feeds, decision.quantized,
+                                 DEQUANTIZERS[options.target], batch=batch)
+    expected = graph_outputs(reference, outputs[:1], feeds, batch)  # the float graph, once
     if not _has_accuracy_goal(options):
         q = build(decision.quantized)
-        report.held_out_error = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
+        report.held_out_error = compare_to_outputs(expected, q, outputs[:1], feeds, batch)[0]
         return q
     measured = {}
 
     def meets(excluded):
         q = build(decision.quantized - set(excluded),
                   {n: "kept float by the accuracy fallback" for n in excluded})
-        err = compare_graphs(reference, q, outputs[:1], feeds, batch)[0]
+        err = compare_to_outputs(expected, q, outputs[:1], feeds, batch)[0]
         measured[len(excluded)] = err
         return ((options.max_relative_error is None or err.relative_error <= options.max_relative_error)
                 and (options.min_top1_agreement is None
@@ -382,68 +313,70 @@ def _eightbit(g, decision, options, inputs, outputs, report, statistics=None):
                  {n: "kept float by the accuracy fallback" for n in excluded})
 
 
-def _bfloat16(g, inputs, outputs, options, report, moments):
-    """Mode bfloat16. The batch norms' moments, propagated, give E[x] and Var[x] per input
-    channel of each layer (and how often each Relu6 is at its bound), so that rounding keeps
-    each channel's output (passes/bfloat16_means.py)."""
-    tensor_moments = None
-    if moments:
-        stats = statistics_ranges.propagated(g, moments, inputs, options.input_range,
-                                             statistics_ranges.DEFAULT_K)
-        tensor_moments = lambda tensor: statistics_ranges.channel_moments(stats, tensor)
-    result = to_bfloat16(g, inputs, outputs, excluded_ops=options.excluded_ops,
-                         excluded_nodes=options.excluded_nodes, moments=tensor_moments)
+def _bfloat16(g, ctx, report):
+    result = bfloat16.run(g, ctx)
     kinds = {n.name: n.op for n in g.node}
-    report.quantized = result.bfloat16
-    report.stayed_float = {n: (kinds[n], why) for n, why in result.float_reasons.items()}
+    report.quantized = result.facts["bfloat16"]
+    report.stayed_float = {n: (kinds[n], why) for n, why in result.facts["float_reasons"].items()}
     return result.graph_def
 
 
-def _bfloat16_fallback(q, chosen, inputs, outputs):
+def _bfloat16_fallback(q, chosen, ctx):
     """The layers that the accuracy fallback or --excluded_* kept out of int8, in bfloat16."""
     left_out = {n for n, why in chosen.float_reasons.items()
                 if why.startswith(("kept float by", "excluded by"))}
-    result = to_bfloat16(q, inputs, outputs, only=left_out)
-    for name in result.bfloat16:
+    result = bfloat16.run(q, dataclasses.replace(ctx, only=frozenset(left_out)))
+    for name in result.facts["bfloat16"]:
         chosen.float_reasons[name] += BFLOAT16_FALLBACK_NOTE
     return result.graph_def
 
 
-def _equalized(g, quantized, calibration, options, statistics=None, inputs=()):
+def _equalized(g, quantized, calibration, ctx, moments=None):
     """(the float graph with channel ranges equalized, the batch-norm moments that describe
     it) (option on, onednn): per-channel maxima measured on calibration data, or without data
-    propagated from the batch-norm statistics."""
+    propagated from the batch-norm statistics.
+
+    With data this is a run of its own, before the one that measures ranges and means: those
+    are read on the equalized graph, whose tensors after a rescaled layer differ from the
+    float graph's in rounding, and whose activations' histograms mix the channels at their new
+    scales, so they cannot be derived from this run and stay identical."""
+    options = ctx.options
     if not (options.equalize_ranges and options.target == "onednn"):
-        return g, statistics
+        return g, moments
     if calibration:
-        batch = calibration_batch_size(g, list(calibration))
-        return equalize_channel_ranges(g, quantized, batches(calibration, batch))[0], statistics
-    if not statistics or options.ranges is not None:
-        return g, statistics
-    stats = statistics_ranges.propagated(g, statistics, inputs, options.input_range,
+        def measured(tensors):
+            maxima = measure(g, calibration_batches(g, calibration), maxima=tensors).maxima
+            return [maxima[t] for t in tensors]
+        return _equalize(g, quantized, ctx, measured).graph_def, moments
+    if not moments or options.ranges is not None:
+        return g, moments
+    stats = statistics_ranges.propagated(g, moments, ctx.inputs, options.input_range,
                                          statistics_ranges.EQUALIZE_K)
-    equalized, scales = equalize_with_maxima(
-        g, quantized, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
-    return equalized, statistics_ranges.rescaled(statistics, g, scales)
+    equalized = _equalize(g, quantized, ctx, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
+    return equalized.graph_def, statistics_ranges.rescaled(moments, g, equalized.facts["scales"])
 
 
-def _bias_corrections(g, quantized, calibration, options):
-    """{layer: bias shift} measured on the calibration inputs, or None (option off, no data,
-    or a target without a bias-correction hook)."""
-    if not (options.bias_correction and calibration and options.target in WEIGHT_DEQUANTIZERS):
+def _equalize(g, quantized, ctx, maxima_of):
+    return equalize_ranges.run(g, dataclasses.replace(
+        ctx, quantized=frozenset(quantized), statistics=Statistics(maxima_of=maxima_of)))
+
+
+def _bias_correcting(options):
+    return options.bias_correction and options.target in BIAS_CORRECTED
+
+
+def _mean_tensors(g, quantized, calibration, options):
+    """The tensors whose means to measure with the ranges (bias correction on calibration data)."""
+    return mean_tensors(g, quantized) if calibration and _bias_correcting(options) else ()
+
+
+def _bias_corrections(g, quantized, stats, options):
+    """{layer: bias shift} from the statistics' per-channel means (measured on calibration
+    data, or propagated from batch-norm statistics), or None (option off, no means, or a
+    target without a bias-correction hook)."""
+    if not (_bias_correcting(options) and stats.means_of is not None):
         return None
-    batch = calibration_batch_size(g, list(calibration))
-    return bias_corrections(g, quantized, batches(calibration, batch),
-                            WEIGHT_DEQUANTIZERS[options.target])
-
-
-def _bias_corrections_from_statistics(g, quantized, propagated, options):
-    """Data-free bias correction: E[x] per input channel from the propagated moments."""
-    if not (options.bias_correction and options.target in WEIGHT_DEQUANTIZERS):
-        return None
-    return bias_corrections_from_means(
-        g, quantized, lambda tensors: statistics_ranges.channel_means(propagated, tensors),
-        WEIGHT_DEQUANTIZERS[options.target])
+    return bias_corrections_from_means(g, quantized, stats.means_of, DEQUANTIZERS[options.target])
 
 
 def _without_ranges(g, decision, report, inputs, options):

@@ -2,7 +2,7 @@
 
 The per-layer table measures, on held-out inputs run through the float graph, how much each
 quantized layer's result loses when rounded to 8 bits over its frozen range (SQNR, dB), and
-how much its weights lose (SQNR of the weight quantization the target uses). The fallback
+how much its weights lose (SQNR of the target's own weight scheme, weight_schemes.py). The fallback
 keeps in float the fewest layers, worst first, that bring the whole graph within the asked
 relative error / top-1 agreement, measured end to end on the same held-out inputs.
 """
@@ -35,18 +35,11 @@ def fake_quantize(values, lo, hi, levels=255):
     return np.clip(np.round((values - lo) / step), 0, levels) * step + lo
 
 
-def weight_sqnr(weights, per_channel_axis=None):
-    """SQNR of symmetric int8 weights, per output channel along the axis, or per tensor."""
+def weight_sqnr(weights, dequantized):
+    """SQNR of weights against what the int8 op multiplies by instead (`dequantized`, from the
+    target's scheme in weight_schemes.DEQUANTIZERS)."""
     w = weights.astype(np.float64)
-    if per_channel_axis is None:
-        scale = np.abs(w).max() / 127 or 1.0
-    else:
-        other = tuple(a for a in range(w.ndim) if a != per_channel_axis)
-        shape = [1] * w.ndim
-        shape[per_channel_axis] = -1
-        scale = (np.abs(w).max(axis=other) / 127).reshape(shape)
-        scale = np.where(scale > 0, scale, 1.0)
-    return sqnr_db(w, w - np.round(w / scale) * scale)
+    return sqnr_db(w, w - dequantized)
 
 
 def layers_of(graph_def, quantized):
@@ -72,8 +65,10 @@ def layers_of(graph_def, quantized):
     return layers
 
 
-def layer_errors(graph_def, ranges, feeds, quantized, per_channel=True, batch=None):
-    """[LayerError] per layer (see layers_of) with a frozen range, worst (lowest SQNR) first."""
+def layer_errors(graph_def, ranges, feeds, quantized, dequantized, batch=None):
+    """[LayerError] per layer (see layers_of) with a frozen range, worst (lowest SQNR) first.
+
+    dequantized(op, weights, transpose_b): the weights the target's int8 op multiplies by."""
     index = GraphIndex(graph_def)
     layers = [l for l in layers_of(graph_def, quantized) if l[2] in ranges]
     with GraphRunner(graph_def) as runner:
@@ -90,8 +85,9 @@ def layer_errors(graph_def, ranges, feeds, quantized, per_channel=True, batch=No
         if node.op in patterns.HEAD_OPS:
             w = index.get(node.input[1])
             if w is not None and w.op == "Const":
-                axis = {"Conv2D": 3, "DepthwiseConv2dNative": 2}.get(node.op, 1)
-                wq = weight_sqnr(const_value(w), axis if per_channel else None)
+                weights = const_value(w).astype(np.float64)
+                transpose_b = node.op == "MatMul" and node.attr["transpose_b"].b
+                wq = weight_sqnr(weights, dequantized(node.op, weights, transpose_b))
         rows.append(LayerError(name, node.op, (lo, hi), act, wq, members))
     return sorted(rows, key=lambda r: min(r.activation_sqnr_db, r.weight_sqnr_db or np.inf))
 

@@ -4,45 +4,18 @@ import tensorflow as tf
 
 from quantize_graph.graph.nodes import (const_value, create_constant_node, create_node,
                                         set_attr_dtype, set_attr_string)
-
-
-def quantize_array(arr, num_buckets):
-    """Maps each value to the centre of one of `num_buckets` equal-width buckets spanning
-    [min, max]: quantize_array([0, 0.3, 0.6, 1], 2) -> [0.25, 0.25, 0.75, 0.75]."""
-    if num_buckets < 1:
-        raise ValueError("num_buckets must be >= 1")
-    arr_max, arr_min = arr.max(), arr.min()
-    if arr_max == arr_min:
-        return arr
-    width = (arr_max - arr_min) / num_buckets
-    bucket = np.floor((arr - arr_min) / width)
-    bucket[bucket == num_buckets] = num_buckets - 1  # the maximum belongs to the last bucket
-    return arr_min + width * (bucket + 0.5)
+from quantize_graph.legacy_flags import FLAGS
+from quantize_graph.weight_schemes import quantize_array, weight_range  # noqa: F401 (the original API)
 
 
 def quantize_weight_rounded(input_node, bitdepth=None):
     """A float Const with its values rounded to 2^bitdepth levels (FLAGS.bitdepth by default)."""
     if bitdepth is None:
-        from quantize_graph.legacy import FLAGS
         bitdepth = FLAGS.bitdepth
     tensor = input_node.attr["value"].tensor
     rounded = quantize_array(tf.make_ndarray(tensor), 1 << bitdepth)
     shape = [d.size for d in tensor.tensor_shape.dim]
     return [create_constant_node(input_node.name, rounded, tf.float32, shape=shape)]
-
-
-def weight_range(values):
-    """The range the original tool used for a weight: includes zero, never empty."""
-    lo, hi = float(np.min(values)), float(np.max(values))
-    lo = min(lo, 0.0)
-    if lo == hi:
-        if abs(lo) < 0.000001:
-            hi = lo + 1.0
-        elif lo > 0:
-            hi = 2 * lo
-        else:
-            hi = lo / 2.0
-    return lo, hi
 
 
 def quantize_to_quint8(values, lo, hi, mode="MIN_FIRST"):

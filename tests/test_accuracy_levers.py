@@ -6,6 +6,7 @@ import tensorflow as tf
 from quantize_graph.errors import QuantizeGraphError
 from quantize_graph.pipeline import Options, run_pipeline
 from quantize_graph.sensitivity import fewest_float_layers, format_report, weight_sqnr
+from quantize_graph.weight_schemes import DEQUANTIZERS
 
 RNG = np.random.RandomState(5)
 
@@ -30,9 +31,11 @@ def test_fewest_float_layers_reports_a_miss():
     assert not met and excluded == ["a", "b"]
 
 
-def test_weight_sqnr_per_channel_beats_per_tensor():
-    w = RNG.randn(3, 3, 8, 16) * np.logspace(-2, 1, 16)  # channel scales over 3 decades
-    assert weight_sqnr(w, per_channel_axis=3) > weight_sqnr(w) + 5
+def test_weight_sqnr_follows_the_targets_scheme():
+    w = RNG.randn(64, 16) * np.logspace(-2, 1, 16)  # MatMul [K, N], channel scales over 3 decades
+    per_tensor = weight_sqnr(w, DEQUANTIZERS["onednn"]("MatMul", w))   # onednn: one scale
+    per_channel = weight_sqnr(w, DEQUANTIZERS["kernels"]("MatMul", w))  # kernels: per channel
+    assert per_channel > per_tensor + 5
 
 
 def _graph():

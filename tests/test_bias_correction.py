@@ -6,7 +6,7 @@ import tensorflow as tf
 from quantize_graph.passes.bias_correction import output_shift
 from quantize_graph.pipeline import Options, run_pipeline
 from quantize_graph.runner import run_graph
-from quantize_graph.targets.onednn import _quantize_conv_weights, dequantized_weights, pair_limit
+from quantize_graph.weight_schemes import onednn_conv_codes, onednn_dequantized, pair_limit
 from quantize_graph.targets.probe import onednn_int8_runs
 
 RNG = np.random.RandomState(21)
@@ -47,13 +47,13 @@ def test_pair_limit_counts_only_same_sign_pairs():
 def test_conv_codes_keep_pairs_within_int16_and_use_8_bits_where_they_can():
     w = RNG.randn(1, 1, 64, 32)
     w[:, :, 1::2, :16] = -np.abs(w[:, :, 0::2, :16]) * np.sign(w[:, :, 0::2, :16])  # opposite signs
-    codes, top = _quantize_conv_weights(w, "Conv2D")
+    codes, top = onednn_conv_codes(w, "Conv2D")
     c = codes.astype(np.int64)
     pairs = c[:, :, 0::2] + c[:, :, 1::2]  # same-sign pairs add up in magnitude
     assert np.abs(pairs).max() <= 128 and np.abs(c).max() <= 127
     assert (np.abs(c[..., :16]).max(axis=(0, 1, 2)) == 127).all()  # full 8 bits
     assert (np.abs(c[..., 16:]).max(axis=(0, 1, 2)) < 127).all()   # pair-limited
-    np.testing.assert_allclose(dequantized_weights("Conv2D", w), w, atol=(top / 127).max())
+    np.testing.assert_allclose(onednn_dequantized("Conv2D", w), w, atol=(top / 127).max())
 
 
 def _two_convs():

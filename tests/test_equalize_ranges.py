@@ -3,8 +3,9 @@ import numpy as np
 import tensorflow as tf
 
 from quantize_graph.calibration_data import batches
-from quantize_graph.passes.equalize_ranges import channel_maxima, equalize_channel_ranges
+from quantize_graph.passes.equalize_ranges import equalize_with_maxima
 from quantize_graph.runner import run_graph
+from quantize_graph.statistics.measure import measure
 
 RNG = np.random.RandomState(8)
 
@@ -24,6 +25,16 @@ def _graph(activation=tf.nn.relu6, tail=tf.nn.depthwise_conv2d):
         tf.identity(tail(y, tf.constant(RNG.randn(*shape).astype(np.float32)), [1, 1, 1, 1], "SAME"),
                     name="output")
     return g.as_graph_def()
+
+
+def channel_maxima(graph_def, tensors, feeds):
+    maxima = measure(graph_def, feeds, maxima=tensors).maxima
+    return [maxima[t] for t in tensors]
+
+
+def equalize_channel_ranges(graph_def, layers, feeds):
+    """Range equalization with the maxima measured on `feeds`, as the pipeline does."""
+    return equalize_with_maxima(graph_def, layers, lambda tensors: channel_maxima(graph_def, tensors, feeds))
 
 
 def _layers(graph_def):

@@ -44,10 +44,10 @@ def test_ranges_hold_zero_exactly():
 
 
 def test_weights_are_symmetric_per_channel_with_8_bits():
-    from quantize_graph.targets.kernels import quantize_weights
+    from quantize_graph.weight_schemes import symmetric_codes
     w = np.random.default_rng(0).normal(0, 1, [3, 3, 4, 5]).astype(np.float32)
     w[..., 2] *= 100
-    codes, scales = quantize_weights(w, 3)
+    codes, scales = symmetric_codes(w, 3)
     assert codes.dtype == np.int8 and np.abs(codes).max() == 127 and scales.shape == (5,)
     assert np.abs(codes * scales - w).max(axis=(0, 1, 2)).max() <= scales.max() * 1.0 + 1e-6
     assert np.all(np.abs(codes * scales - w) <= scales + 1e-6)
@@ -56,12 +56,12 @@ def test_weights_are_symmetric_per_channel_with_8_bits():
 def test_conv_weight_pairs_fit_the_byte_kernel():
     """Adjacent same-sign codes along K (the kernel's (kh, kw, C) order) sum to at most 128, so
     the AVX2 byte kernel runs exactly; an odd C makes pairs straddle two taps."""
-    from quantize_graph.targets.kernels import quantize_weights
+    from quantize_graph.weight_schemes import symmetric_codes
     rng = np.random.default_rng(1)
     for cin in (4, 3):
         w = rng.normal(0, 1, [3, 3, cin, 6]).astype(np.float32)
         w[0, 0, :2, 1] = 5.0   # a same-sign pair as big as the channel's largest weight
-        codes, scales = quantize_weights(w, 3, pair_limited=True)
+        codes, scales = symmetric_codes(w, 3, pair_limited=True)
         k = codes.reshape(-1, 6).astype(np.int32)
         k = np.concatenate([k, np.zeros((len(k) % 2, 6), np.int32)])
         even, odd = k[0::2], k[1::2]

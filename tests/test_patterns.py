@@ -81,8 +81,7 @@ def test_no_import_cycle_through_the_lowering():
                           capture_output=True, text=True)
     mine = ("lowering", "ops.", "targets", "graph.patterns", "sensitivity", "equalize_ranges",
             "bias_correction")
-    cycles = [c for c in proc.stdout.splitlines() if any(m in c for m in mine)
-              and "quantize_graph.weights" not in c]   # weights -> legacy -> pipeline: issue 12b
+    cycles = [c for c in proc.stdout.splitlines() if any(m in c for m in mine)]
     assert cycles == [], proc.stdout
 
 

@@ -30,6 +30,8 @@ from quantize_graph.graph.names import canonical_input, split_input, tensor_name
 from quantize_graph.passes.bfloat16_means import with_rounded_layers
 from quantize_graph.passes.bfloat16_rounding import BF16 as BF16_NUMPY, round_keeping_sums
 from quantize_graph.graph.nodes import const_value, create_node, make_const, set_attr_bool, set_attr_dtype
+from quantize_graph.passes.context import result
+from quantize_graph.statistics import ranges as statistics_ranges
 
 FLOAT, BF16 = tf.float32.as_datatype_enum, tf.bfloat16.as_datatype_enum
 
@@ -314,3 +316,25 @@ def _weight_axis(index, const_name):
         else:  # Conv2D [h, w, in, out]; depthwise [h, w, in, multiplier]: per input channel
             axes.add(3 if reader.op == "Conv2D" else 2)
     return axes.pop() if len(axes) == 1 else None
+
+
+def _tensor_moments(graph_def, ctx):
+    """tensor -> (E[x], Var[x]) per channel, the batch norms' moments (ctx.moments) propagated,
+    so that rounding keeps each channel's output (passes/bfloat16_means.py); None without."""
+    if not ctx.moments:
+        return None
+    stats = statistics_ranges.propagated(graph_def, ctx.moments, ctx.inputs, ctx.options.input_range,
+                                         statistics_ranges.DEFAULT_K)
+    return lambda tensor: statistics_ranges.channel_moments(stats, tensor)
+
+
+def run(graph_def, ctx):
+    """The pass: facts `bfloat16` (names now in bfloat16) and `float_reasons`. Mode bfloat16:
+    every node but the excluded ones; with ctx.only (eightbit's --bfloat16_fallback): just
+    those, the layers left out of int8, whatever excluded them from int8."""
+    if ctx.only is not None:
+        out = to_bfloat16(graph_def, ctx.inputs, ctx.outputs, only=ctx.only)
+    else:
+        out = to_bfloat16(graph_def, ctx.inputs, ctx.outputs, excluded_ops=ctx.options.excluded_ops,
+                          excluded_nodes=ctx.options.excluded_nodes, moments=_tensor_moments(graph_def, ctx))
+    return result(out.graph_def, bfloat16=out.bfloat16, float_reasons=out.float_reasons)

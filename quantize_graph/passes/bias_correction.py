@@ -8,34 +8,26 @@ and Bias Correction"). E[x] per input channel is measured on the calibration inp
 shift is subtracted from the layer's bias, which the int8 kernels add in float.
 
 The target supplies the weights it really multiplies by (`dequantized(op, weights,
-transpose_b)`), so the correction matches its rounding, scales and pair limits.
+transpose_b)`, weight_schemes.DEQUANTIZERS), so the correction matches its rounding, scales
+and pair limits.
 """
 import numpy as np
 
 from quantize_graph.graph import patterns
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
+from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import const_value
-from quantize_graph.runner import GraphRunner
-
-
-def bias_corrections(graph_def, layer_names, batches, dequantized):
-    """{layer name: per-output-channel value to subtract from its bias} for the conv /
-    depthwise / matmul nodes among `layer_names` that have Const weights.
-
-    `batches` are the calibration feeds ([{input tensor: array}]) the float graph runs on.
-    """
-    def measured(inputs):
-        return dict(zip(inputs, channel_means(graph_def, inputs, batches)))
-    return bias_corrections_from_means(graph_def, layer_names, measured, dequantized)
 
 
 def bias_corrections_from_means(graph_def, layer_names, means_of, dequantized):
-    """The same, with E[x] from `means_of(input tensors)` -> {tensor: per-channel mean, or
-    None where unknown}: measured on data, or propagated from batch-norm statistics (Nagel et
-    al.'s data-free bias correction). A layer whose input mean is unknown is not corrected."""
+    """{layer name: per-output-channel value to subtract from its bias} for the conv /
+    depthwise / matmul nodes among `layer_names` that have Const weights, with E[x] from
+    `means_of(input tensors)` -> {tensor: per-channel mean, or None where unknown}: measured
+    on the calibration data (statistics/measure.py), or propagated from batch-norm statistics
+    (Nagel et al.'s data-free bias correction). A layer whose input mean is unknown is not
+    corrected."""
     index = GraphIndex(graph_def)
-    heads = [index.nodes[g.head] for g in patterns.conv_groups(index, set(layer_names))]
+    heads = _heads(index, layer_names)
     if not heads:
         return {}
     means = means_of(sorted({canonical_input(h.input[0]) for h in heads}))
@@ -76,15 +68,11 @@ def output_shift(op, weight_error, input_mean, transpose_b=False):
     return (weight_error @ input_mean) if transpose_b else (input_mean @ weight_error)
 
 
-def channel_means(graph_def, tensors, batches):
-    """[mean over every axis but the last] of each float tensor, over all the batches."""
-    sums = [0.0] * len(tensors)
-    counts = [0] * len(tensors)
-    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
-    with GraphRunner(graph_def) as runner:
-        for feeds in batches:
-            for i, value in enumerate(runner.run(fetches, feeds)):
-                flat = value.reshape(-1, value.shape[-1]).astype(np.float64)
-                sums[i] = sums[i] + flat.sum(axis=0)
-                counts[i] += len(flat)
-    return [s / max(c, 1) for s, c in zip(sums, counts)]
+def mean_tensors(graph_def, layer_names):
+    """The tensors whose per-channel means the correction of `layer_names` reads."""
+    return sorted({canonical_input(h.input[0]) for h in _heads(GraphIndex(graph_def), layer_names)})
+
+
+def _heads(index, layer_names):
+    """The conv / depthwise / matmul heads (with Const weights) among `layer_names`."""
+    return [index.nodes[g.head] for g in patterns.conv_groups(index, set(layer_names))]

@@ -19,25 +19,22 @@ import numpy as np
 
 from quantize_graph.graph import patterns
 from quantize_graph.graph.index import GraphIndex
-from quantize_graph.graph.names import canonical_input, ensure_tensor_name_has_port
+from quantize_graph.graph.names import canonical_input
 from quantize_graph.graph.nodes import const_value, make_const
-from quantize_graph.runner import GraphRunner
+from quantize_graph.passes.context import result
 
 PRODUCERS = ("Conv2D", "DepthwiseConv2dNative")
 
 
-def equalize_channel_ranges(graph_def, layer_names, batches):
+def equalize_with_maxima(graph_def, layer_names, maxima_of):
     """The graph with channel scales folded in, for each Relu/Relu6 layer among `layer_names`
     (conv/depthwise -> BiasAdd -> activation, Const weights) read only by depthwise convs with
-    Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s})."""
-    return equalize_with_maxima(graph_def, layer_names,
-                                lambda tensors: channel_maxima(graph_def, tensors, batches))
+    Const filters among `layer_names` (channel multiplier 1). Returns (graph, {activation: s}).
 
-
-def equalize_with_maxima(graph_def, layer_names, maxima_of):
-    """The same, with each activation's per-channel maxima from `maxima_of(tensor names)` ->
-    [array or None]: measured on calibration data, or propagated from batch-norm statistics
-    (then a channel's max is its mean + k std, clipped at the activation's cap)."""
+    Each activation's per-channel maxima come from `maxima_of(tensor names)` -> [array or
+    None], called only if there is such a layer: measured on calibration data
+    (statistics/measure.py), or propagated from batch-norm statistics (then a channel's max
+    is its mean + k std, clipped at the activation's cap)."""
     index = GraphIndex(graph_def)
     groups = patterns.conv_groups(index, set(layer_names))
     candidates = [c for c in (_candidate(index, g, layer_names) for g in groups) if c]
@@ -101,18 +98,6 @@ def _scale_output_channels(op, weights, scale):
     return weights * scale.reshape(1, 1, -1, 1)  # depthwise [h, w, channels, 1]
 
 
-def channel_maxima(graph_def, tensors, batches):
-    """[max over every axis but the last] of each tensor, over all the batches."""
-    tops = [None] * len(tensors)
-    fetches = [ensure_tensor_name_has_port(t) for t in tensors]
-    with GraphRunner(graph_def) as runner:
-        for feeds in batches:
-            for i, value in enumerate(runner.run(fetches, feeds)):
-                m = value.reshape(-1, value.shape[-1]).max(axis=0).astype(np.float64)
-                tops[i] = m if tops[i] is None else np.maximum(tops[i], m)
-    return tops
-
-
 def _with_consts(graph_def, consts, index):
     out = type(graph_def)()
     out.CopyFrom(graph_def)
@@ -121,3 +106,10 @@ def _with_consts(graph_def, consts, index):
             dtype = const_value(index.nodes[node.name]).dtype
             node.CopyFrom(make_const(node.name, np.asarray(consts[node.name]).astype(dtype)))
     return out
+
+
+def run(graph_def, ctx):
+    """The pass, on the quantized layers, with the maxima of ctx.statistics.maxima_of:
+    facts `scales` ({activation: per-channel scale})."""
+    g, scales = equalize_with_maxima(graph_def, ctx.quantized, ctx.statistics.maxima_of)
+    return result(g, scales=scales)

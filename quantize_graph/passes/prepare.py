@@ -4,6 +4,7 @@ from quantize_graph.passes.fold_batch_norms import fold_batch_norms
 from quantize_graph.passes.fold_constants import fold_constants
 from quantize_graph.passes.prune import prune
 from quantize_graph.passes.strip_training import strip_training_nodes
+from quantize_graph.passes.context import result
 
 
 def prepare(graph_def, input_names, output_names, fold=True):
@@ -23,3 +24,10 @@ def prepare_recording_moments(graph_def, input_names, output_names, fold=True):
         g = fold_constants(g, protected=output_names)
     g = fold_batch_norms(g, protected=output_names)
     return prune(g, output_names, keep=input_names), moments
+
+
+def run(graph_def, ctx):
+    """The pass: facts `moments` (the batch norms' output statistics)."""
+    g, moments = prepare_recording_moments(graph_def, ctx.inputs, ctx.outputs,
+                                           fold=ctx.options.fold_constants)
+    return result(g, moments=moments)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from quantize_graph.graph.edit import NameAllocator, copy_graph, rewire_inputs
 from quantize_graph.graph.nodes import make_const, create_node, set_attr_dtype, set_attr_string
+from quantize_graph.passes.context import result
 
 
 def quantize_placeholders(graph_def, input_names, input_range, mode="MIN_FIRST"):
@@ -30,3 +31,8 @@ def quantize_placeholders(graph_def, input_names, input_range, mode="MIN_FIRST")
     rewire_inputs(g, mapping)  # before adding the Dequantizes, which must keep reading the input
     g.node.extend(new_nodes)
     return g
+
+
+def run(graph_def, ctx):
+    """The pass: the graph inputs become quint8 over --quantized_input's range."""
+    return result(quantize_placeholders(graph_def, ctx.inputs, ctx.options.quantized_input_range))

@@ -14,6 +14,7 @@ from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, unique_node_name_from_input
 from quantize_graph.graph.nodes import create_node, make_const, set_attr_bool, set_attr_dtype, set_attr_int, set_attr_string
 from quantize_graph.passes.weights import round_weights
+from quantize_graph.passes.context import result
 
 QUANTIZE_MODE_OPS = {"Conv2D", "BiasAdd", "MatMul"}
 _QUANTIZE_TYPES = {8: tf.quint8, 16: tf.quint16}
@@ -110,3 +111,10 @@ def _is_float_output(node):
         if attr in node.attr:
             return node.attr[attr].type == tf.float32.as_datatype_enum
     return False
+
+
+def run(graph_def, ctx):
+    """The pass, for mode `round` (FakeQuant before the quantized nodes) or `quantize`."""
+    if ctx.options.mode == "round":
+        return result(round_graph(graph_def, ctx.quantized, ctx.options.bitdepth))
+    return result(quantize_dequantize_graph(graph_def, ctx.options.bitdepth))

@@ -7,6 +7,7 @@ Dequantize's inputs directly. Range nodes left without readers are pruned later.
 from quantize_graph.graph.edit import copy_graph, graph_with_nodes, rewire_inputs
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import split_input, tensor_name
+from quantize_graph.passes.context import result
 
 
 def strip_redundant_quantization(graph_def):
@@ -35,3 +36,9 @@ def count_cancelling_pairs(graph_def):
     index = GraphIndex(graph_def)
     return sum(1 for n in graph_def.node if n.op == "QuantizeV2"
                and index.get(n.input[0]) is not None and index.get(n.input[0]).op == "Dequantize")
+
+
+def run(graph_def, ctx):
+    """The pass."""
+    del ctx  # needs nothing beyond the graph
+    return result(strip_redundant_quantization(graph_def))

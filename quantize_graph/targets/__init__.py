@@ -5,13 +5,14 @@ from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import canonical_input, split_input
 from tensorflow.python.framework import op_def_registry
 from quantize_graph.targets import kernels as _kernels
-from quantize_graph.targets.onednn import dequantized_weights, lower_onednn
+from quantize_graph.targets.onednn import lower_onednn
 from quantize_graph.targets.probe import HOW_TO_ENABLE, onednn_int8_runs
 from quantize_graph.targets.reference import lower_reference, refine_reference
 
 _LOWERINGS = {"reference": lower_reference, "onednn": lower_onednn, "kernels": _kernels.lower_kernels}
-# The float weights each target's int8 ops really use, for bias correction.
-WEIGHT_DEQUANTIZERS = {"onednn": dequantized_weights, "kernels": _kernels.dequantized_weights}
+# Targets whose int8 conv/matmul add a float bias, where bias correction subtracts the mean
+# shift of their weight rounding (weight_schemes.DEQUANTIZERS gives their real weights).
+BIAS_CORRECTED = ("onednn", "kernels")
 _REFINERS = {"reference": refine_reference, "onednn": lambda graph_def, decision: decision,
              "kernels": lambda graph_def, decision: decision}
 
@@ -46,7 +47,7 @@ def lower(target, graph_def, decision, fallback_range=None, ranges=None, bias_co
     """(the lowered graph, the Decision it realizes). A target may keep more nodes float than
     annotate chose (limits it only sees with the ranges): the returned Decision says which and
     why; `decision` itself is not changed. `bias_corrections` ({layer: per-channel shift},
-    passes/bias_correction.py) only exist for targets in WEIGHT_DEQUANTIZERS."""
+    passes/bias_correction.py) only exist for targets in BIAS_CORRECTED."""
     if bias_corrections:
         return _LOWERINGS[target](graph_def, decision, fallback_range, ranges, bias_corrections)
     return _LOWERINGS[target](graph_def, decision, fallback_range, ranges)

@@ -20,7 +20,7 @@ from quantize_graph.graph.nodes import (const_value, create_node, make_const, se
                                         set_attr_dtype, set_attr_string)
 from quantize_graph.graph.patterns import ACTIVATION_CAPS, kept_range
 from quantize_graph.ops.registry import handler
-from quantize_graph.weights import weight_range
+from quantize_graph.weight_schemes import nudge_range, quantize_channel_scaled, quantize_nudged
 
 _FAKE_QUANT = {"FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"}
 # The part of its input's range an activation keeps: (low, high or None for unbounded).
@@ -161,19 +161,12 @@ class ReferenceLowering:
         if (src is None or src.op != "Const" or split_input(node.input[1])[1] != 0
                 or not self._exact_float_result(node)):
             return self.quantize_input(node, node.input[1]) + (None,)
-        values = const_value(src).astype(np.float64)
-        other = tuple(a for a in range(values.ndim) if a != axis)
-        scale = np.abs(values).max(axis=other)
-        scale = np.where(scale > 0, scale, 1.0)
-        shape = [1] * values.ndim
-        shape[axis] = -1
-        equalized = (values / scale.reshape(shape)).astype(np.float32)
-        q, qmin, qmax = quantize_nudged(equalized)
+        q, qmin, qmax, scale = quantize_channel_scaled(const_value(src), axis)
         base = src.name + "_equalized_quint8"
         q_node = make_const(self.names(base + "_const"), q, tf.quint8)
         self.new_nodes.append(q_node)
         return (q_node.name, self.const(base + "_min", qmin), self.const(base + "_max", qmax),
-                self.const(base + "_channel_scale", scale.astype(np.float32)))
+                self.const(base + "_channel_scale", scale))
 
     def _exact_float_result(self, node):
         """Whether the int32 result is dequantized exactly: every reader is float and none is
@@ -306,30 +299,6 @@ def refine_reference(graph_def, decision):
                     "reads a quantized %s; its int32 result is dequantized exactly instead of "
                     "narrowed per tensor for QuantizedBiasAdd" % src.op)
     return decision
-
-
-def nudge_range(lo, hi):
-    """(lo, hi) moved so that 0.0 falls exactly on an 8-bit code.
-
-    The legacy ops assume MIN_FIRST codes, whose zero is exact; TF's oneDNN builds run
-    QuantizeV2 with another rounding of the offset, which shifts every value of a tensor
-    with a negative minimum by up to half a step (measured: MobileNet's first conv off by
-    13%). With zero on a code both roundings give the same codes.
-    """
-    lo = min(lo, 0.0)
-    hi = max(hi, lo + 1e-6)
-    step = (hi - lo) / 255.0
-    lo = round(lo / step) * step
-    return lo, lo + 255.0 * step
-
-
-def quantize_nudged(values):
-    """(quint8 codes, min, max) of a weight over its nudged range (the original tool's range:
-    holds zero, never empty), computed here so it doesn't depend on TF's build."""
-    lo, hi = nudge_range(*weight_range(values))
-    step = (hi - lo) / 255.0
-    codes = np.clip(np.floor((values.astype(np.float64) - lo) / step + 0.5), 0, 255).astype(np.uint8)
-    return codes, lo, hi
 
 
 def clamp_range(rng, keep):
