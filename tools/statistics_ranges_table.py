@@ -35,22 +35,24 @@ The k at which mean + k std meets the minmax-calibrated maximum of each batch-no
 (100 photos), by depth (conv/depthwise/matmul layers from the input), is the same curve in
 the generated Inception-v3 and MobileNet-v2: 10-14 at depth 1-5 (early features of natural
 images are heavy-tailed), 6-9 at depth 6-11, 4.5-5.5 from depth ~15 on. `k_at_depth` follows
-it: k = 4.5 + 8 exp(-(depth - 1) / 6). Uniform k against it (one-sided tensors, two-sided at
-k = 4), agreement / relative error:
+it: k = 4.5 + 8 exp(-(depth - 1) / 6), for one-sided tensors (after a Relu/Relu6) and
+two-sided ones (linear bottlenecks, residual sums, logits) alike. Uniform k against it,
+agreement / relative error:
 
-| one-sided k | Inception-v3 | ResNet-50 | MobileNet-v2 |
+| k | Inception-v3 | ResNet-50 | MobileNet-v2 |
 |---|---|---|---|
-| 4 | 0.975 / 0.066 | 0.975 / 0.069 | 0.970 / 0.040 |
-| 6 | 0.995 / 0.011 | 0.985 / 0.014 | 0.965 / 0.034 |
-| 8 | 1.000 / 0.010 | 0.990 / 0.010 | 0.960 / 0.034 |
-| **by depth (4.5 + 8 e^-(d-1)/6)** | **1.000 / 0.010** | **0.985 / 0.011** | **0.965 / 0.035** |
-| calibrated (100 photos, minmax) | 1.000 | 0.985 | 0.985 |
+| 4 | 0.975 / 0.066 | 0.975 / 0.069 | 0.980 / 0.033 |
+| 6 | 0.995 / 0.011 | 0.985 / 0.010 | 0.975 / 0.020 |
+| 8 | 1.000 / 0.010 | 0.985 / 0.008 | 0.965 / 0.023 |
+| **by depth (4.5 + 8 e^-(d-1)/6)** | **1.000 / 0.010** | **0.985 / 0.008** | **0.985 / 0.018** |
+| calibrated (100 photos, minmax) | 1.000 / 0.011 | 0.985 / 0.007 | 0.990 / 0.018 |
 
-Two-sided tensors (no activation: MobileNet-v2's linear bottlenecks and residual sums) are
-the exception: wider ranges there measured worse (k = 3.5 / 4 / 4.5 / 5: 0.970 / 0.965 /
-0.950 / 0.960 agreement; depth-dependent k for them, 0.945-0.955), so they take k = 4 at
-every depth (`TWO_SIDED_K`). Replacing only those tensors' ranges by minmax ones lifts
-MobileNet-v2 to 0.975-0.98: they are what is left between its no-data and calibrated graphs.
+Until 2026-12-06 two-sided tensors took k = 4 at every depth, because wider ranges there
+measured worse on MobileNet-v2 (0.965 at k = 4, 0.910 by depth). The cause was not the
+range: each expand conv reads its bottleneck (a qint8 conv result over +-M) requantized to
+quint8 with an offset, and over the symmetric range [-M', M'] the second grid put every code
+near 0 on a rounding tie, moving it half a step away from 0. Requantized onto the qint8
+grid itself (exact; targets/onednn_signed_input.py) the by-depth curve is best for them too.
 The real MobileNet v1 0.25 (Relu6 caps every range at 6) is insensitive to k from 6 up; its
 range equalization without data uses mean + 6 std per channel (`EQUALIZE_K`: 4 / 5 / 6 gave
 top-1 agreement 0.909 / 0.919 / 0.926 on the 1000 photos).
