@@ -52,7 +52,7 @@ measured worse on MobileNet-v2 (0.965 at k = 4, 0.910 by depth). The cause was n
 range: each expand conv reads its bottleneck (a qint8 conv result over +-M) requantized to
 quint8 with an offset, and over the symmetric range [-M', M'] the second grid put every code
 near 0 on a rounding tie, moving it half a step away from 0. Requantized onto the qint8
-grid itself (exact; targets/onednn_signed_input.py) the by-depth curve is best for them too.
+grid itself (exact; lowering/onednn_signed_input.py) the by-depth curve is best for them too.
 The real MobileNet v1 0.25 (Relu6 caps every range at 6) is insensitive to k from 6 up; its
 range equalization without data uses mean + 6 std per channel (`EQUALIZE_K`: 4 / 5 / 6 gave
 top-1 agreement 0.909 / 0.919 / 0.926 on the 1000 photos).
