@@ -20,9 +20,9 @@ import tensorflow as tf
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import split_input
 from quantize_graph.graph.nodes import const_value
+from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.statistics.normal import clipped_moments
 
-_CAPS = {"Relu": (0.0, np.inf), "Relu6": (0.0, 6.0)}
 _SAME_MOMENTS = {"MaxPool", "AvgPool", "Pad", "PadV2", "MirrorPad", "Mean", "Identity",
                  "Reshape", "Squeeze", "ExpandDims"}
 _LINEAR = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
@@ -156,9 +156,9 @@ class _Propagation:
         if op == "BiasAdd":
             x, b = self._input_stats(data[0]), self._const(data[1])
             return None if x is None or b is None else self._shifted(node, x, b)
-        if op in _CAPS:
-            x = self._input_stats(data[0])
-            return None if x is None else _clipped(x, *_CAPS[op])
+        if op in ACTIVATION_CAPS:
+            x, cap = self._input_stats(data[0]), ACTIVATION_CAPS[op]
+            return None if x is None else _clipped(x, 0.0, np.inf if cap is None else cap)
         if op in ("Add", "AddV2", "Sub", "Mul"):
             return self._binary(node, data)
         if op in ("Concat", "ConcatV2"):
