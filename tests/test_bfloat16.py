@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import quantize_graph as qg
-from quantize_graph import cpu_bf16, pipeline, runner
+from quantize_graph import cpu_bf16, runner
 from quantize_graph.evaluate import load_images, predict, read_labels_csv
 from quantize_graph.passes import bfloat16
 from quantize_graph.graph.signature import interface
@@ -383,7 +383,7 @@ def test_mobilenet_v1_keeps_its_logits_with_the_batch_norms_moments(mobilenet_v1
     change, agreement = _log_prob_change(graph, qg.quantize(graph, [output], mode="bfloat16"), images)
     original = bfloat16.to_bfloat16
     monkeypatch.setattr(bfloat16, "STEM_CHANNELS", 0)
-    monkeypatch.setattr(pipeline, "to_bfloat16", lambda *a, **k: original(*a, **dict(k, moments=None)))
+    monkeypatch.setattr(bfloat16, "to_bfloat16", lambda *a, **k: original(*a, **dict(k, moments=None)))
     old_change, _ = _log_prob_change(graph, qg.quantize(graph, [output], mode="bfloat16"), images)
     assert change < 0.03 and change < 0.6 * old_change, (change, old_change)
     assert agreement >= 0.95, agreement
