@@ -278,7 +278,7 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
   if (ws->a.size() < static_cast<size_t>(mb) * Kp) ws->a.resize(static_cast<size_t>(mb) * Kp);
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
   std::vector<int16_t>& a = ws->a;
-  std::vector<int32_t>& c = ws->c;
+  AlignedVector<int32_t>& c = ws->c;
   const int kc = KBlock(Kp, 2);
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));

@@ -46,11 +46,7 @@ namespace {
 
 constexpr int kTileRows = 16;
 constexpr int kTileK = 64;
-#ifndef QG_AMX_STEPS
-#define QG_AMX_STEPS 8
-#endif
-constexpr int kStepsPerBlock = QG_AMX_STEPS;  // 512 k a block (4, 8 and all of K measured
-                                              // within noise on gemm-check's shapes)
+constexpr int kTileBytes = kTileRows * kTileK;  // one B tile: 16 k-quads of a panel
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -60,25 +56,25 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over Kq / 64 steps.
-// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels.
-// C starts from `start` (row stride start_bytes: 0 repeats the init row, else the partial
-// sums of the previous K block).
+// One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over all of K (Kq / 64
+// steps), from the init row (a tile load with stride 0 repeats it in all 16 rows) to c.
+// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels. The A rows
+// (32 x K) stay in L1 while the caller passes every column pair over them; the B tiles come
+// from L2, 2 KB per step against 4 tdpbusd (64 cycles).
 template <bool ROWS2, bool COLS2>
 QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t lda1,
-                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* start,
-                  int64_t start_bytes, int32_t* c, int64_t ldc_bytes) {
-  const int64_t start16 = start_bytes / 4 * kTileRows;
-  _tile_loadd(0, start, start_bytes);
-  if (COLS2) _tile_loadd(1, start + 16, start_bytes);
-  if (ROWS2) _tile_loadd(2, start + start16, start_bytes);
-  if (ROWS2 && COLS2) _tile_loadd(3, start + start16 + 16, start_bytes);
+                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
+                  int32_t* c, int64_t ldc_bytes) {
+  _tile_loadd(0, init, 0);
+  if (COLS2) _tile_loadd(1, init + 16, 0);
+  if (ROWS2) _tile_loadd(2, init, 0);
+  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
   for (int s = 0; s < steps; ++s) {
     _tile_loadd(4, a0 + s * kTileK, lda0);
-    _tile_loadd(6, b0 + s * kTileRows * kTileK, kTileK);
+    _tile_loadd(6, b0 + s * kTileBytes, kTileK);
     _tile_dpbusd(0, 4, 6);
     if (COLS2) {
-      _tile_loadd(7, b1 + s * kTileRows * kTileK, kTileK);
+      _tile_loadd(7, b1 + s * kTileBytes, kTileK);
       _tile_dpbusd(1, 4, 7);
     }
     if (ROWS2) {
@@ -120,6 +116,8 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
   _tile_loadconfig(&cfg);
   const uint8_t* block_a[kMB / kTileRows + 1];
   int64_t block_lda[kMB / kTileRows + 1];
+  const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
+  const size_t panel_bytes = static_cast<size_t>(Kq) * kNR;
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int blocks = (rows + kTileRows - 1) / kTileRows;
@@ -137,40 +135,34 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
                                                 dst + static_cast<size_t>(j) * Kq, Kq);
       for (int j = 0; j < kTileRows; ++j) {
         if (j < count) {
-          std::memset(dst + static_cast<size_t>(j) * Kq + b.K, 0, Kq - b.K);
+          if (Kq != b.K) std::memset(dst + static_cast<size_t>(j) * Kq + b.K, 0, Kq - b.K);
         } else {
           std::memset(dst + static_cast<size_t>(j) * Kq, 0, Kq);
         }
       }
     }
-    const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
-    // K blocks of kKStepsPerBlock tiles: the weights of a column pair (block * 64 x 32 bytes)
-    // and the chunk's rows of the block stay in L1 while every row pair passes them; the C
-    // tiles go to the buffer (L2) and back between blocks.
-    for (int s0 = 0; s0 < steps; s0 += kStepsPerBlock) {
-      const int ks = std::min(kStepsPerBlock, steps - s0);
+    // Row pairs outside, column pairs inside: a row pair's 32 x K bytes are read from L1 by
+    // every column pair; each C block runs over all of K in its tiles and is stored once.
+    for (int i = 0; i < blocks; i += 2) {
+      const bool rows2 = i + 1 < blocks;
+      const uint8_t* a0 = block_a[i];
+      const uint8_t* a1 = rows2 ? block_a[i + 1] : a0;
+      const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
+      int32_t* crow = c + static_cast<size_t>(i) * kTileRows * ldc;
       for (int n = n0; n < n1; n += 2 * kNR) {
         const bool cols2 = n + 2 * kNR <= n0 + ldc;
-        const int8_t* b0 = b.panel8(n / kNR) + static_cast<size_t>(s0) * kTileRows * kTileK;
-        const int8_t* b1 = cols2 ? b0 + static_cast<size_t>(Kq) * kNR : b0;
-        for (int i = 0; i < blocks; i += 2) {
-          int32_t* ci = c + static_cast<size_t>(i) * kTileRows * ldc + (n - n0);
-          const int32_t* start = s0 == 0 ? init + (n - n0) : ci;
-          const int64_t start_bytes = s0 == 0 ? 0 : ldc_bytes;
-          const bool rows2 = i + 1 < blocks;
-          const uint8_t* a0 = block_a[i] + s0 * kTileK;
-          const uint8_t* a1 = rows2 ? block_a[i + 1] + s0 * kTileK : a0;
-          const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
-          if (rows2 && cols2) {
-            Block<true, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else if (rows2) {
-            Block<true, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else if (cols2) {
-            Block<false, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else {
-            Block<false, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci,
-                                ldc_bytes);
-          }
+        const int8_t* b0 = b.panel8(n / kNR);
+        const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
+        int32_t* ci = crow + (n - n0);
+        const int32_t* in = init + (n - n0);
+        if (rows2 && cols2) {
+          Block<true, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else if (rows2) {
+          Block<true, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else if (cols2) {
+          Block<false, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else {
+          Block<false, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
         }
       }
     }
