@@ -159,6 +159,21 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
 void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                    int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
                    int mb, const uint8_t* in_place, int64_t in_place_ld);
+// Implicit GEMM on AMX (a stride-1 convolution read straight from a padded copy of its input,
+// qg_conv_kernels.cc): row r's k-step s (64 bytes) lies at base + r * ld + aoff[s], s <
+// b.Kq / 64 (b packed for AMX). Computes rows [0, rows) rounded up to a multiple of 16 (the
+// caller keeps those bytes readable; their sums are not used) x columns [n0, n1) into ws->c,
+// row stride *ldc (columns [n0, n1) rounded up to 16), and returns it. zero_point: as in
+// GemmRowsU8 (taken out with the column sums).
+const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base,
+                                 int64_t ld, const int64_t* aoff, int rows, int n0, int n1,
+                                 GemmWorkspace* ws, int* ldc);
+// The same on AVX-512 VNNI: b's K is `segs` equal segments (b.Kq / segs bytes, a multiple of
+// 4, e.g. one filter row each), segment p of row r at base + r * ld + seg_off[p]; exactly
+// `rows` rows are read.
+const int32_t* GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base,
+                                  int64_t ld, const int64_t* seg_off, int segs, int rows,
+                                  int n0, int n1, GemmWorkspace* ws, int* ldc);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.

@@ -90,6 +90,37 @@ QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t ld
   if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
 }
 
+// Block for the implicit GEMM: step s reads its A tiles at a0 + aoff[s] and a1 + aoff[s].
+template <bool ROWS2, bool COLS2>
+QG_AMX void BlockOff(const uint8_t* a0, const uint8_t* a1, int64_t lda, const int64_t* aoff,
+                     const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
+                     int32_t* c, int64_t ldc_bytes) {
+  _tile_loadd(0, init, 0);
+  if (COLS2) _tile_loadd(1, init + 16, 0);
+  if (ROWS2) _tile_loadd(2, init, 0);
+  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
+  for (int s = 0; s < steps; ++s) {
+    const int64_t off = aoff[s];
+    _tile_loadd(4, a0 + off, lda);
+    _tile_loadd(6, b0 + s * kTileBytes, kTileK);
+    _tile_dpbusd(0, 4, 6);
+    if (COLS2) {
+      _tile_loadd(7, b1 + s * kTileBytes, kTileK);
+      _tile_dpbusd(1, 4, 7);
+    }
+    if (ROWS2) {
+      _tile_loadd(5, a1 + off, lda);
+      _tile_dpbusd(2, 5, 6);
+      if (COLS2) _tile_dpbusd(3, 5, 7);
+    }
+  }
+  const int64_t row16 = ldc_bytes / 4 * kTileRows;
+  _tile_stored(0, c, ldc_bytes);
+  if (COLS2) _tile_stored(1, c + 16, ldc_bytes);
+  if (ROWS2) _tile_stored(2, c + row16, ldc_bytes);
+  if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
+}
+
 }  // namespace
 
 QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
@@ -169,6 +200,56 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
     sink(rc, rows, n0, n1, c, ldc);
   }
   _tile_release();
+}
+
+QG_AMX const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base,
+                                        int64_t ld, const int64_t* aoff, int rows, int n0,
+                                        int n1, GemmWorkspace* ws, int* ldc_out) {
+  const int steps = b.Kq / kTileK;
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  const int blocks = (rows + kTileRows - 1) / kTileRows;
+  if (ws->c.size() < static_cast<size_t>(blocks) * kTileRows * ldc)
+    ws->c.resize(static_cast<size_t>(blocks) * kTileRows * ldc);
+  ws->init.resize(ldc);
+  for (int n = 0; n < ldc; ++n) {
+    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
+    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  const int32_t* init = ws->init.data();
+  int32_t* c = ws->c.data();
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = kTileK;
+    cfg.rows[t] = kTileRows;
+  }
+  _tile_loadconfig(&cfg);
+  const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
+  const size_t panel_bytes = static_cast<size_t>(b.Kq) * kNR;
+  for (int i = 0; i < blocks; i += 2) {
+    const bool rows2 = i + 1 < blocks;
+    const uint8_t* a0 = base + static_cast<int64_t>(i) * kTileRows * ld;
+    const uint8_t* a1 = a0 + kTileRows * ld;
+    int32_t* crow = c + static_cast<size_t>(i) * kTileRows * ldc;
+    for (int n = n0; n < n1; n += 2 * kNR) {
+      const bool cols2 = n + 2 * kNR <= n0 + ldc;
+      const int8_t* b0 = b.panel8(n / kNR);
+      const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
+      int32_t* ci = crow + (n - n0);
+      const int32_t* in = init + (n - n0);
+      if (rows2 && cols2) {
+        BlockOff<true, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else if (rows2) {
+        BlockOff<true, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else if (cols2) {
+        BlockOff<false, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else {
+        BlockOff<false, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      }
+    }
+  }
+  _tile_release();
+  *ldc_out = ldc;
+  return c;
 }
 
 }  // namespace qg
