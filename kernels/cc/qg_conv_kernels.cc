@@ -100,19 +100,18 @@ class GemmBase : public FusedBase {
                       [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
   }
 
-  // The weights of a conv run as an implicit GEMM (ConvImplicit): each filter row's kw * C
-  // taps (contiguous in [kh, kw, C, N]) padded with zero weights to spanq (a multiple of 64 for
-  // AMX, of 4 for VNNI), packed for `path`: K = kh * spanq.
+  // The weights of a conv run as an implicit GEMM (ConvImplicitAmx): each filter row's kw * C
+  // taps (contiguous in [kh, kw, C, N]) padded with zero weights to spanq (a multiple of 64),
+  // packed for AMX: K = kh * spanq.
   std::shared_ptr<const PackedB> PackedWeightsImplicit(const Tensor& weights, int64_t kh,
-                                                       int64_t span, int64_t spanq, int N,
-                                                       CpuPath path) {
+                                                       int64_t span, int64_t spanq, int N) {
     return implicit_cache_.Get(
-        weights, {kh, span, spanq, N, static_cast<int64_t>(path)}, constant_weights_,
-        [kh, span, spanq, N, path](const int8_t* b, PackedB* out) {
+        weights, {kh, span, spanq, N}, constant_weights_,
+        [kh, span, spanq, N](const int8_t* b, PackedB* out) {
           std::vector<int8_t> padded(static_cast<size_t>(kh * spanq) * N, 0);
           for (int64_t i = 0; i < kh; ++i)
             std::memcpy(padded.data() + i * spanq * N, b + i * span * N, span * N);
-          PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, path);
+          PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, CpuPath::kAmx);
         });
   }
 
@@ -122,11 +121,12 @@ class GemmBase : public FusedBase {
 };
 
 // The implicit GEMM may do at most this much more multiply work than the im2col GEMM (the
-// junk columns of the padded width, on AMX each filter row's taps padded to 64 bytes): copying
-// the windows costs about a sixth to a half of the GEMM on the AMX path (perf, Inception-v3),
-// less against the slower VNNI GEMM.
-constexpr double kImplicitMaxWorkAmx = 1.3;
-constexpr double kImplicitMaxWorkVnni = 1.15;
+// junk columns of the padded width, each filter row's taps padded to 64 bytes): copying the
+// windows costs about a sixth to a half of the GEMM on the AMX path (perf, Inception-v3).
+// (On the VNNI path the same scheme, one filter row a K segment of the 12 x 32 kernel, measured
+// no faster than im2col against its slower GEMM: Inception-v3 b8 0.88x vs 0.90x of onednn,
+// within noise, so it was left out.)
+constexpr double kImplicitMaxWork = 1.3;
 
 // QG_CONV_IMPLICIT=0 turns the implicit GEMM off (im2col everywhere), for comparisons.
 bool ImplicitAllowed() {
@@ -137,26 +137,24 @@ bool ImplicitAllowed() {
   return allowed;
 }
 
-// A stride-1 convolution on the AMX or VNNI path, without im2col: the input is copied once with its
+// A stride-1 convolution on the AMX path, without im2col: the input is copied once with its
 // padding (zero_point) around it, [n, hp, wp, c] with hp = oh + kh - 1, wp = ow + kw - 1, and
 // output pixel (oy, ox) of an image becomes "virtual row" v = oy * wp + ox, whose window row
 // i is the kw * c contiguous bytes at (v + i * wp) * c. So an AMX A tile of 16 consecutive
 // virtual rows is one strided tile load (row stride c) per filter row and 64-byte step, straight
-// from the padded input (VNNI: the micro-kernel's rows are read at stride c, one filter row a
-// K segment). Rows with ox >= ow (across the right padding) are computed and thrown
-// away; bytes a tile reads past a span meet zero weights. Returns false where it does not apply
-// (the caller runs the im2col GEMM).
-bool ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
-                  const uint8_t* x, int zp, const Epilogue& epi, void* out) {
-  const bool amx = b.byte_path == CpuPath::kAmx;
+// from the padded input. Rows with ox >= ow (across the right padding) are computed and thrown
+// away; bytes a tile reads past a span meet zero weights. The caller checks that it applies
+// (stride 1, no dilation, AMX weights, a padded copy of moderate size).
+void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
+                     const uint8_t* x, int zp, const Epilogue& epi, void* out) {
   const int64_t c = g.c, spanq = b.Kq / g.kh;
   const int64_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1;
   const int64_t img = hp * wp * c;
   const int64_t cout = b.N;
-  // AMX: the offset of each 64-byte K step; VNNI: of each filter row.
-  std::vector<int64_t> aoff(amx ? b.Kq / 64 : g.kh);
+  // The offset of each 64-byte K step from a row's first byte.
+  std::vector<int64_t> aoff(b.Kq / 64);
   for (size_t s = 0; s < aoff.size(); ++s) {
-    const int64_t per = amx ? spanq / 64 : 1;
+    const int64_t per = spanq / 64;
     const int64_t i = static_cast<int64_t>(s) / per, q = static_cast<int64_t>(s) % per;
     aoff[s] = i * wp * c + q * 64;
   }
@@ -211,9 +209,7 @@ bool ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
       const uint8_t* base = xp + bi * img + v0 * c;
       const int rows = static_cast<int>(v1 - v0);
       const int32_t* acc =
-          amx ? GemmImplicitAmxU8(b, zp, base, c, aoff.data(), rows, n0, n1, &ws, &ldc)
-              : GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh), rows,
-                                   n0, n1, &ws, &ldc);
+          GemmImplicitAmxU8(b, zp, base, c, aoff.data(), rows, n0, n1, &ws, &ldc);
       for (int64_t v = v0; v < v1;) {
         const int64_t oy = v / wp, ox = v % wp;
         if (ox >= g.ow) {
@@ -228,7 +224,6 @@ bool ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
       }
     }
   });
-  return true;
 }
 
 class QgQuantizedConv2DOp : public GemmBase {
@@ -258,22 +253,18 @@ class QgQuantizedConv2DOp : public GemmBase {
       return;
     }
     const int K = static_cast<int>(K64);
-    const CpuPath path = SelectedPath();
-    if (Avx512Path(path) && ImplicitAllowed() && g.sh == 1 && g.sw == 1 && g.dh == 1 &&
-        g.dw == 1 && g.kh * g.kw > 1) {
-      const bool amx = path == CpuPath::kAmx;
-      const int64_t align = amx ? 64 : 4;
-      const int64_t span = g.kw * g.c, spanq = (span + align - 1) / align * align;
+    if (SelectedPath() == CpuPath::kAmx && ImplicitAllowed() && g.sh == 1 && g.sw == 1 &&
+        g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1) {
+      const int64_t span = g.kw * g.c, spanq = (span + 63) / 64 * 64;
       const int64_t wp = g.ow + g.kw - 1, hp = g.oh + g.kh - 1;
       const double work = static_cast<double>(g.kh * spanq) * wp /
-                          (static_cast<double>((K64 + align - 1) / align * align) * g.ow);
+                          (static_cast<double>((K64 + 63) / 64 * 64) * g.ow);
       // The padded copy may not dwarf the input (as PaddedTooLarge).
       const bool fits = hp * wp <= 4 * g.h * g.w + (int64_t{1} << 20) / std::max<int64_t>(1, g.c);
-      if (work <= (amx ? kImplicitMaxWorkAmx : kImplicitMaxWorkVnni) && fits) {
-        auto packed =
-            PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout), path);
-        if (packed->byte_path == path) {
-          ConvImplicit(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
+      if (work <= kImplicitMaxWork && fits) {
+        auto packed = PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout));
+        if (packed->byte_path == CpuPath::kAmx) {
+          ConvImplicitAmx(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
                                             ctx->input(0).tensor_data().data()),
                        args.in.zero_point, args.epi, OutData(args));
           return;

@@ -168,12 +168,6 @@ void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1
 const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base,
                                  int64_t ld, const int64_t* aoff, int rows, int n0, int n1,
                                  GemmWorkspace* ws, int* ldc);
-// The same on AVX-512 VNNI: b's K is `segs` equal segments (b.Kq / segs bytes, a multiple of
-// 4, e.g. one filter row each), segment p of row r at base + r * ld + seg_off[p]; exactly
-// `rows` rows are read.
-const int32_t* GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base,
-                                  int64_t ld, const int64_t* seg_off, int segs, int rows,
-                                  int n0, int n1, GemmWorkspace* ws, int* ldc);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.

@@ -192,40 +192,4 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
   }
 }
 
-QG_VNNI const int32_t* GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base,
-                                          int64_t ld, const int64_t* seg_off, int segs,
-                                          int rows, int n0, int n1, GemmWorkspace* ws,
-                                          int* ldc_out) {
-  const int seg = b.Kq / segs;
-  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
-  if (ws->c.size() < static_cast<size_t>(rows) * ldc) ws->c.resize(static_cast<size_t>(rows) * ldc);
-  ws->init.resize(ldc);
-  for (int n = 0; n < ldc; ++n) {
-    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
-    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
-  }
-  const int32_t* init = ws->init.data();
-  int32_t* c = ws->c.data();
-  const size_t bstride = static_cast<size_t>(b.Kq) * kNR;
-  const int lda = static_cast<int>(ld);
-  // Segments outside (a segment's weights for a column pair stay in L1 while every row tile
-  // passes them), as the K blocks of GemmRowsVnniU8.
-  for (int p = 0; p < segs; ++p) {
-    const uint8_t* a = base + seg_off[p];
-    for (int n = n0; n < n1;) {
-      const int nv = n + 2 * kNR <= n0 + ldc ? 2 : 1;
-      const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(p) * seg * kNR;
-      for (int i = 0; i < rows; i += kMRV) {
-        const int count = std::min(kMRV, rows - i);
-        kKernels[nv - 1][count](a + static_cast<int64_t>(i) * ld, lda, bp, bstride, seg / 4,
-                                c + static_cast<size_t>(i) * ldc + (n - n0), ldc, p > 0,
-                                init + (n - n0));
-      }
-      n += nv * kNR;
-    }
-  }
-  *ldc_out = ldc;
-  return c;
-}
-
 }  // namespace qg
