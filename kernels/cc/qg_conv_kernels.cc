@@ -205,23 +205,25 @@ void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB&
       const int n0 = cs * pps * kNR;
       const int n1 = static_cast<int>(std::min<int64_t>(cout, (cs + 1) * pps * kNR));
       const int64_t v0 = chunk * tpc * 16, v1 = std::min(V, v0 + tpc * 16);
-      int ldc = 0;
       const uint8_t* base = xp + bi * img + v0 * c;
-      const int rows = static_cast<int>(v1 - v0);
-      const int32_t* acc =
-          GemmImplicitAmxU8(b, zp, base, c, aoff.data(), rows, n0, n1, &ws, &ldc);
-      for (int64_t v = v0; v < v1;) {
-        const int64_t oy = v / wp, ox = v % wp;
-        if (ox >= g.ow) {
-          v = (oy + 1) * wp;
-          continue;
+      // Each finished row pair: its virtual rows inside the output (ox < ow), run by run.
+      auto done = [&](int first, int count, const int32_t* acc, int ldc) {
+        const int64_t w0 = v0 + first, w1 = std::min(v1, w0 + count);
+        for (int64_t v = w0; v < w1;) {
+          const int64_t oy = v / wp, ox = v % wp;
+          if (ox >= g.ow) {
+            v = (oy + 1) * wp;
+            continue;
+          }
+          const int64_t end = std::min(w1, oy * wp + g.ow);
+          const int64_t r = (bi * g.oh + oy) * g.ow + ox;
+          epi.Rows(acc + (v - w0) * ldc, ldc, static_cast<int>(end - v), n0, n1, r * cout,
+                   cout, out);
+          v = end;
         }
-        const int64_t end = std::min(v1, oy * wp + g.ow);
-        const int64_t r = (bi * g.oh + oy) * g.ow + ox;
-        for (int64_t i = 0; i < end - v; ++i)
-          epi.Row(acc + (v - v0 + i) * ldc, n0, n1, (r + i) * cout, out);
-        v = end;
-      }
+      };
+      GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, &ws,
+                        done);
     }
   });
 }
@@ -399,7 +401,7 @@ class QgQuantizedConv2DOp : public GemmBase {
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
-      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * cout, out);
+      epi.Rows(c, ldc, nrows, n0, n1, r0 * cout, cout, out);
     };
     ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink, in_place, g.c);
   }
@@ -445,7 +447,7 @@ class QgQuantizedMatMulOp : public GemmBase {
       for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, x + (r + i) * K, K);
     };
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
-      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
+      epi.Rows(c, ldc, nrows, n0, n1, r0 * N, N, out);
     };
     ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink, x, K);
   }

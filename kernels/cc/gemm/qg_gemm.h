@@ -162,12 +162,14 @@ void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1
 // Implicit GEMM on AMX (a stride-1 convolution read straight from a padded copy of its input,
 // qg_conv_kernels.cc): row r's k-step s (64 bytes) lies at base + r * ld + aoff[s], s <
 // b.Kq / 64 (b packed for AMX). Computes rows [0, rows) rounded up to a multiple of 16 (the
-// caller keeps those bytes readable; their sums are not used) x columns [n0, n1) into ws->c,
-// row stride *ldc (columns [n0, n1) rounded up to 16), and returns it. zero_point: as in
-// GemmRowsU8 (taken out with the column sums).
-const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base,
-                                 int64_t ld, const int64_t* aoff, int rows, int n0, int n1,
-                                 GemmWorkspace* ws, int* ldc);
+// caller keeps those bytes readable; their sums are not used) x columns [n0, n1), 32 rows at
+// a time: done(first, count, c, ldc) gets rows [first, first + count) (count <= 32, only rows
+// < rows), c[i * ldc + (n - n0)], while they are still in cache. zero_point: as in GemmRowsU8
+// (taken out with the column sums).
+using RowsDone = std::function<void(int first, int count, const int32_t* c, int ldc)>;
+void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
+                       const int64_t* aoff, int rows, int n0, int n1, GemmWorkspace* ws,
+                       const RowsDone& done);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.

@@ -196,15 +196,17 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
           Block<false, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
         }
       }
+      // The row pair's epilogue while its C rows are still in L1 / L2.
+      const int first = i * kTileRows;
+      sink(rc + first, std::min(2 * kTileRows, rows - first), n0, n1, crow, ldc);
     }
-    sink(rc, rows, n0, n1, c, ldc);
   }
   _tile_release();
 }
 
-QG_AMX const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base,
-                                        int64_t ld, const int64_t* aoff, int rows, int n0,
-                                        int n1, GemmWorkspace* ws, int* ldc_out) {
+QG_AMX void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
+                              const int64_t* aoff, int rows, int n0, int n1, GemmWorkspace* ws,
+                              const RowsDone& done) {
   const int steps = b.Kq / kTileK;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   const int blocks = (rows + kTileRows - 1) / kTileRows;
@@ -246,10 +248,10 @@ QG_AMX const int32_t* GemmImplicitAmxU8(const PackedB& b, int zero_point, const 
         BlockOff<false, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
       }
     }
+    const int first = i * kTileRows;
+    done(first, std::min(2 * kTileRows, rows - first), crow, ldc);
   }
   _tile_release();
-  *ldc_out = ldc;
-  return c;
 }
 
 }  // namespace qg
