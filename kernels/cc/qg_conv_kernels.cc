@@ -71,7 +71,7 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
       const int64_t r1 = std::min(rows, (rc + 1) * mb);
       if (u8) {
         GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb, in_place,
-                   in_place_ld);
+                   in_place_ld, in_place != nullptr ? rows : 0);
       } else {
         GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
       }

@@ -206,7 +206,7 @@ static int KBlock(int k, int step) {
 
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
-                const uint8_t* in_place, int64_t in_place_ld) {
+                const uint8_t* in_place, int64_t in_place_ld, int64_t in_place_rows) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
@@ -220,7 +220,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   }
   if (b.byte_path == CpuPath::kAmx) {
     GemmRowsAmxU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
-                  in_place_ld);
+                  in_place_ld, in_place_rows);
     return;
   }
   if (b.byte_path == CpuPath::kVnni) {

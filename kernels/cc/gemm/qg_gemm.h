@@ -151,14 +151,19 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
 // of kMR rows: a call per row costs as much as copying a short row, e.g. the 27 bytes of a
 // 3x3 conv on RGB).
 using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int ld)>;
-// Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below).
+// Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below). in_place_rows:
+// how many rows lie at in_place (0: unknown); the AMX driver then reads whole 64-byte steps of
+// rows in place even where K is not a multiple of 64 (the bytes past a row, the next row's,
+// meet zero weights), as long as they stay inside those rows.
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
-                const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
+                const uint8_t* in_place = nullptr, int64_t in_place_ld = 0,
+                int64_t in_place_rows = 0);
 // The AMX driver (qg_gemm_amx.cc): 32 x 32 blocks of four int32 tiles, K in steps of 64.
 void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                    int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
-                   int mb, const uint8_t* in_place, int64_t in_place_ld);
+                   int mb, const uint8_t* in_place, int64_t in_place_ld,
+                   int64_t in_place_rows = 0);
 // Implicit GEMM on AMX (a stride-1 convolution read straight from a padded copy of its input,
 // qg_conv_kernels.cc): row r's k-step s (64 bytes) lies at base + r * ld + aoff[s], s <
 // b.Kq / 64 (b packed for AMX). Computes rows [0, rows) rounded up to a multiple of 16 (the

@@ -126,7 +126,7 @@ QG_AMX void BlockOff(const uint8_t* a0, const uint8_t* a1, int64_t lda, const in
 QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                           int n1, const RowFillerU8& fill, const TileSink& sink,
                           GemmWorkspace* ws, int mb, const uint8_t* in_place,
-                          int64_t in_place_ld) {
+                          int64_t in_place_ld, int64_t in_place_rows) {
   static_assert(kNR == 16, "one packed panel is one tile's 16 columns");
   const int Kq = b.Kq;  // a multiple of kTileK
   const int steps = Kq / kTileK;
@@ -136,7 +136,10 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
     ws->a8.resize(static_cast<size_t>(mb_tiles) * Kq);
   if (ws->c.size() < static_cast<size_t>(mb_tiles) * ldc)
     ws->c.resize(static_cast<size_t>(mb_tiles) * ldc);
-  const bool direct = in_place != nullptr && Kq == b.K;
+  // In place: a block's last row may read Kq - K bytes past its end (the next row's bytes,
+  // times zero weights) where those still lie among the in_place_rows rows.
+  const bool direct = in_place != nullptr && (Kq == b.K || in_place_rows > 0);
+  const int64_t in_place_bytes = in_place_rows * in_place_ld;
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
   TileConfig cfg;
@@ -154,7 +157,8 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
     const int blocks = (rows + kTileRows - 1) / kTileRows;
     for (int i = 0; i < blocks; ++i) {
       const int first = i * kTileRows, count = std::min(kTileRows, rows - first);
-      if (direct && count == kTileRows) {
+      if (direct && count == kTileRows &&
+          (Kq == b.K || (rc + first + kTileRows - 1) * in_place_ld + Kq <= in_place_bytes)) {
         block_a[i] = in_place + (rc + first) * in_place_ld;
         block_lda[i] = in_place_ld;
         continue;
