@@ -48,8 +48,11 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   // every thread gets the same rows (289 rows on 2 threads: 4 x 78, not 3 x 96 + 1).
   const int64_t chunks = threads * ((rows + threads * kMB - 1) / (threads * kMB));
   const int64_t per_chunk = (rows + chunks - 1) / chunks;
+  // Whole micro-kernel panels: kMR rows, or 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
+  // two full tiles each, not 2 x 36 with a third tile of 4 rows).
+  const int align = b.byte_path == CpuPath::kAmx ? 16 : kMR;
   const int mb = static_cast<int>(
-      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_chunk + kMR - 1) / kMR * kMR)));
+      std::max<int64_t>(align, std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align)));
   const int64_t row_chunks = (rows + mb - 1) / mb;
   const int panels = b.Np / kNR;
   int col_splits = 1;
@@ -128,13 +131,16 @@ class GemmBase : public FusedBase {
 // within noise, so it was left out.)
 constexpr double kImplicitMaxWork = 1.3;
 
-// QG_CONV_IMPLICIT=0 turns the implicit GEMM off (im2col everywhere), for comparisons.
-bool ImplicitAllowed() {
-  static const bool allowed = [] {
+// QG_CONV_IMPLICIT=0 turns the implicit GEMM off (im2col everywhere), for comparisons; a value
+// above 1 replaces kImplicitMaxWork.
+double ImplicitMaxWork() {
+  static const double limit = [] {
     const char* env = std::getenv("QG_CONV_IMPLICIT");
-    return env == nullptr || std::string(env) != "0";
+    if (env == nullptr || env[0] == '\0') return kImplicitMaxWork;
+    const double v = std::atof(env);
+    return v == 0 ? 0.0 : v > 1 ? v : kImplicitMaxWork;
   }();
-  return allowed;
+  return limit;
 }
 
 // A stride-1 convolution on the AMX path, without im2col: the input is copied once with its
@@ -255,7 +261,7 @@ class QgQuantizedConv2DOp : public GemmBase {
       return;
     }
     const int K = static_cast<int>(K64);
-    if (SelectedPath() == CpuPath::kAmx && ImplicitAllowed() && g.sh == 1 && g.sw == 1 &&
+    if (SelectedPath() == CpuPath::kAmx && g.sh == 1 && g.sw == 1 &&
         g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1) {
       const int64_t span = g.kw * g.c, spanq = (span + 63) / 64 * 64;
       const int64_t wp = g.ow + g.kw - 1, hp = g.oh + g.kh - 1;
@@ -263,7 +269,7 @@ class QgQuantizedConv2DOp : public GemmBase {
                           (static_cast<double>((K64 + 63) / 64 * 64) * g.ow);
       // The padded copy may not dwarf the input (as PaddedTooLarge).
       const bool fits = hp * wp <= 4 * g.h * g.w + (int64_t{1} << 20) / std::max<int64_t>(1, g.c);
-      if (work <= kImplicitMaxWork && fits) {
+      if (work <= ImplicitMaxWork() && fits) {
         auto packed = PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout));
         if (packed->byte_path == CpuPath::kAmx) {
           ConvImplicitAmx(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
