@@ -48,9 +48,12 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   // every thread gets the same rows (289 rows on 2 threads: 4 x 78, not 3 x 96 + 1).
   const int64_t chunks = threads * ((rows + threads * kMB - 1) / (threads * kMB));
   const int64_t per_chunk = (rows + chunks - 1) / chunks;
-  // Whole micro-kernel panels: kMR rows, or 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
-  // two full tiles each, not 2 x 36 with a third tile of 4 rows).
-  const int align = b.byte_path == CpuPath::kAmx ? 16 : kMR;
+  // Whole micro-kernel panels: kMR rows, 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
+  // two full tiles each, not 2 x 36 with a third tile of 4 rows), 12-row tiles on VNNI (a
+  // chunk of 90 rows ran 7 tiles of 12 and one of 6 through the slower template kernel).
+  const int align = b.byte_path == CpuPath::kAmx    ? 16
+                    : b.byte_path == CpuPath::kVnni ? kMRV
+                                                    : kMR;
   const int mb = static_cast<int>(
       std::max<int64_t>(align, std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align)));
   const int64_t row_chunks = (rows + mb - 1) / mb;
