@@ -4,19 +4,20 @@ on the graphs tools/bench_targets.py writes (converted here first where missing)
     python tools/bench_ab.py --model inception_v3 --runs 10 --batches 8,1 [--out_dir DIR]
 
 Quicker than bench_targets (no TF float, no TFLite), for comparing two builds of the Qg op
-library on a loaded machine: run it once per build (e.g. PYTHONPATH pointing at the other
-checkout, whose quantize_graph/kernels/_qg_ops.so is loaded) and compare the onednn / kernels
-ratios, which the neighbours' load affects far less than the milliseconds.
+library on a loaded machine: run it once per build (QG_REPO below) and compare the onednn / kernels
+ratios, which the neighbours' load affects far less than the milliseconds. With QG_REPO set, the
+quantize_graph package (and its _qg_ops.so) comes from that checkout instead of this one.
 """
 import argparse
 import os
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "tools"))
+sys.path.insert(0, os.environ.get("QG_REPO") or REPO)
+import quantize_graph  # noqa: E402  (sets TF_ENABLE_ONEDNN_OPTS before TF loads)
 
-import quantize_graph  # noqa: E402,F401  (sets TF_ENABLE_ONEDNN_OPTS before TF loads)
+sys.path.insert(1, REPO)  # tests.model_cache, after the chosen quantize_graph
+sys.path.insert(0, os.path.join(REPO, "tools"))
 import numpy as np  # noqa: E402
 
 import bench_targets as bt  # noqa: E402
