@@ -35,6 +35,16 @@ CONV_CASES = [
      "quint8", False),
     ("3x3 s2 VALID N=17", (3, 9, 9, 20), (3, 3, 20, 17), (2, 2), "VALID", (1, 1), "relu6",
      "quint8", False),
+    # stride 1, taps wide enough for the AMX path's implicit GEMM (padded input, virtual rows
+    # across the padding, several images, column tails, rows not a multiple of 16)
+    ("3x3 SAME implicit C=64", (2, 9, 11, 64), (3, 3, 64, 40), (1, 1), "SAME", (1, 1), "relu",
+     "quint8", True),
+    ("7x1 SAME implicit", (3, 13, 5, 64), (7, 1, 64, 33), (1, 1), "SAME", (1, 1), "none",
+     "float", False),
+    ("3x3 VALID implicit C=80", (3, 10, 20, 80), (3, 3, 80, 50), (1, 1), "VALID", (1, 1),
+     "relu6", "float", True),
+    ("1x3 SAME implicit C=128", (1, 4, 30, 128), (1, 3, 128, 96), (1, 1), "SAME", (1, 1),
+     "relu", "quint8", False),
 ]
 # (name, M, K, N, out_type)
 MATMUL_CASES = [

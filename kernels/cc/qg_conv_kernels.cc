@@ -1,6 +1,8 @@
 // CPU kernels of QgQuantizedConv2D and QgQuantizedMatMul (the int8 GEMM core, gemm/), each with
 // the fused epilogue of kernels/OPS.md (QgQuantizedDepthwiseConv2D: qg_depthwise_kernels.cc).
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "qg_common.h"
 #include "qg_fused_base.h"
@@ -46,8 +48,14 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   // every thread gets the same rows (289 rows on 2 threads: 4 x 78, not 3 x 96 + 1).
   const int64_t chunks = threads * ((rows + threads * kMB - 1) / (threads * kMB));
   const int64_t per_chunk = (rows + chunks - 1) / chunks;
+  // Whole micro-kernel panels: kMR rows, 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
+  // two full tiles each, not 2 x 36 with a third tile of 4 rows), 12-row tiles on VNNI (a
+  // chunk of 90 rows ran 7 tiles of 12 and one of 6 through the slower template kernel).
+  const int align = b.byte_path == CpuPath::kAmx    ? 16
+                    : b.byte_path == CpuPath::kVnni ? kMRV
+                                                    : kMR;
   const int mb = static_cast<int>(
-      std::max<int64_t>(kMR, std::min<int64_t>(kMB, (per_chunk + kMR - 1) / kMR * kMR)));
+      std::max<int64_t>(align, std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align)));
   const int64_t row_chunks = (rows + mb - 1) / mb;
   const int panels = b.Np / kNR;
   int col_splits = 1;
@@ -69,7 +77,7 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
       const int64_t r1 = std::min(rows, (rc + 1) * mb);
       if (u8) {
         GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb, in_place,
-                   in_place_ld);
+                   in_place_ld, in_place != nullptr ? rows : 0);
       } else {
         GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
       }
@@ -104,9 +112,136 @@ class GemmBase : public FusedBase {
                       [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
   }
 
+  // The weights of a conv run as an implicit GEMM (ConvImplicitAmx): each filter row's kw * C
+  // taps (contiguous in [kh, kw, C, N]) padded with zero weights to spanq (a multiple of 64),
+  // packed for AMX: K = kh * spanq.
+  std::shared_ptr<const PackedB> PackedWeightsImplicit(const Tensor& weights, int64_t kh,
+                                                       int64_t span, int64_t spanq, int N) {
+    return implicit_cache_.Get(
+        weights, {kh, span, spanq, N}, constant_weights_,
+        [kh, span, spanq, N](const int8_t* b, PackedB* out) {
+          std::vector<int8_t> padded(static_cast<size_t>(kh * spanq) * N, 0);
+          for (int64_t i = 0; i < kh; ++i)
+            std::memcpy(padded.data() + i * spanq * N, b + i * span * N, span * N);
+          PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, CpuPath::kAmx);
+        });
+  }
+
  private:
   WeightCache<PackedB> cache_;
+  WeightCache<PackedB> implicit_cache_;
 };
+
+// The implicit GEMM may do at most this much more multiply work than the im2col GEMM (the
+// junk columns of the padded width, each filter row's taps padded to 64 bytes): copying the
+// windows costs about a sixth to a half of the GEMM on the AMX path (perf, Inception-v3).
+// (On the VNNI path the same scheme, one filter row a K segment of the 12 x 32 kernel, measured
+// no faster than im2col against its slower GEMM: Inception-v3 b8 0.88x vs 0.90x of onednn,
+// within noise, so it was left out.)
+constexpr double kImplicitMaxWork = 1.3;
+
+// QG_CONV_IMPLICIT=0 turns the implicit GEMM off (im2col everywhere), for comparisons; a value
+// above 1 replaces kImplicitMaxWork.
+double ImplicitMaxWork() {
+  static const double limit = [] {
+    const char* env = std::getenv("QG_CONV_IMPLICIT");
+    if (env == nullptr || env[0] == '\0') return kImplicitMaxWork;
+    const double v = std::atof(env);
+    return v == 0 ? 0.0 : v > 1 ? v : kImplicitMaxWork;
+  }();
+  return limit;
+}
+
+// A stride-1 convolution on the AMX path, without im2col: the input is copied once with its
+// padding (zero_point) around it, [n, hp, wp, c] with hp = oh + kh - 1, wp = ow + kw - 1, and
+// output pixel (oy, ox) of an image becomes "virtual row" v = oy * wp + ox, whose window row
+// i is the kw * c contiguous bytes at (v + i * wp) * c. So an AMX A tile of 16 consecutive
+// virtual rows is one strided tile load (row stride c) per filter row and 64-byte step, straight
+// from the padded input. Rows with ox >= ow (across the right padding) are computed and thrown
+// away; bytes a tile reads past a span meet zero weights. The caller checks that it applies
+// (stride 1, no dilation, AMX weights, a padded copy of moderate size).
+void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
+                     const uint8_t* x, int zp, const Epilogue& epi, void* out) {
+  const int64_t c = g.c, spanq = b.Kq / g.kh;
+  const int64_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1;
+  const int64_t img = hp * wp * c;
+  const int64_t cout = b.N;
+  // The offset of each 64-byte K step from a row's first byte.
+  std::vector<int64_t> aoff(b.Kq / 64);
+  for (size_t s = 0; s < aoff.size(); ++s) {
+    const int64_t per = spanq / 64;
+    const int64_t i = static_cast<int64_t>(s) / per, q = static_cast<int64_t>(s) % per;
+    aoff[s] = i * wp * c + q * 64;
+  }
+  // The padded input, with slack after it for the junk rows of the last tile: its rows end at
+  // most 15 virtual rows and a padded span past the image.
+  thread_local AlignedVector<uint8_t> padded;
+  const int64_t slack = (32 + g.kw) * c + 128;
+  if (padded.size() < static_cast<size_t>(g.n * img + slack))
+    padded.resize(static_cast<size_t>(g.n * img + slack));
+  uint8_t* xp = padded.data();
+  std::memset(xp + g.n * img, 0, slack);
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  const int threads = workers->NumThreads();
+  const uint8_t fill_byte = static_cast<uint8_t>(zp);
+  const int64_t left = std::min<int64_t>(g.pw, wp);
+  const int64_t cols = std::max<int64_t>(0, std::min<int64_t>(g.w, wp - left));
+  ::tensorflow::Shard(threads, workers, g.n * hp, wp * c, [&](int64_t s0, int64_t s1) {
+    for (int64_t row = s0; row < s1; ++row) {
+      const int64_t bi = row / hp, y = row % hp - g.ph;
+      uint8_t* dst = xp + row * wp * c;
+      if (y < 0 || y >= g.h) {
+        std::memset(dst, fill_byte, wp * c);
+        continue;
+      }
+      std::memset(dst, fill_byte, left * c);
+      std::memcpy(dst + left * c, x + ((bi * g.h + y) * g.w) * c, cols * c);
+      std::memset(dst + (left + cols) * c, fill_byte, (wp - left - cols) * c);
+    }
+  });
+  // Work units: chunks of up to 6 tiles (96 virtual rows) of one image, x column ranges.
+  const int64_t V = g.oh * wp, tiles = (V + 15) / 16;
+  const int64_t per = (tiles + 5) / 6;
+  const int64_t tpc = (tiles + per - 1) / per, chunks = (tiles + tpc - 1) / tpc;
+  const int panels = b.Np / kNR;
+  int pps = panels;
+  if (g.n * chunks < 2 * threads) {
+    pps = (panels + 2 * threads - 1) / (2 * threads);
+    if (pps % 2 == 1 && pps < panels) ++pps;  // whole tile pairs where there are enough
+  }
+  const int col_splits = (panels + pps - 1) / pps;
+  const int64_t units = g.n * chunks * col_splits;
+  const int64_t cost = tpc * 16 * b.Kq * pps * kNR / 16;
+  ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t u0, int64_t u1) {
+    thread_local GemmWorkspace ws;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int cs = static_cast<int>(u % col_splits);
+      const int64_t t = u / col_splits, bi = t / chunks, chunk = t % chunks;
+      const int n0 = cs * pps * kNR;
+      const int n1 = static_cast<int>(std::min<int64_t>(cout, (cs + 1) * pps * kNR));
+      const int64_t v0 = chunk * tpc * 16, v1 = std::min(V, v0 + tpc * 16);
+      const uint8_t* base = xp + bi * img + v0 * c;
+      // Each finished row pair: its virtual rows inside the output (ox < ow), run by run.
+      auto done = [&](int first, int count, const int32_t* acc, int ldc) {
+        const int64_t w0 = v0 + first, w1 = std::min(v1, w0 + count);
+        for (int64_t v = w0; v < w1;) {
+          const int64_t oy = v / wp, ox = v % wp;
+          if (ox >= g.ow) {
+            v = (oy + 1) * wp;
+            continue;
+          }
+          const int64_t end = std::min(w1, oy * wp + g.ow);
+          const int64_t r = (bi * g.oh + oy) * g.ow + ox;
+          epi.Rows(acc + (v - w0) * ldc, ldc, static_cast<int>(end - v), n0, n1, r * cout,
+                   cout, out);
+          v = end;
+        }
+      };
+      GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, &ws,
+                        done);
+    }
+  });
+}
 
 class QgQuantizedConv2DOp : public GemmBase {
  public:
@@ -135,6 +270,24 @@ class QgQuantizedConv2DOp : public GemmBase {
       return;
     }
     const int K = static_cast<int>(K64);
+    if (SelectedPath() == CpuPath::kAmx && g.sh == 1 && g.sw == 1 &&
+        g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1) {
+      const int64_t span = g.kw * g.c, spanq = (span + 63) / 64 * 64;
+      const int64_t wp = g.ow + g.kw - 1, hp = g.oh + g.kh - 1;
+      const double work = static_cast<double>(g.kh * spanq) * wp /
+                          (static_cast<double>((K64 + 63) / 64 * 64) * g.ow);
+      // The padded copy may not dwarf the input (as PaddedTooLarge).
+      const bool fits = hp * wp <= 4 * g.h * g.w + (int64_t{1} << 20) / std::max<int64_t>(1, g.c);
+      if (work <= ImplicitMaxWork() && fits) {
+        auto packed = PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout));
+        if (packed->byte_path == CpuPath::kAmx) {
+          ConvImplicitAmx(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
+                                            ctx->input(0).tensor_data().data()),
+                       args.in.zero_point, args.epi, OutData(args));
+          return;
+        }
+      }
+    }
     auto packed = PackedWeights(f, K, static_cast<int>(cout));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
@@ -252,7 +405,7 @@ class QgQuantizedConv2DOp : public GemmBase {
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
-      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * cout, out);
+      epi.Rows(c, ldc, nrows, n0, n1, r0 * cout, cout, out);
     };
     ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink, in_place, g.c);
   }
@@ -290,7 +443,7 @@ class QgQuantizedMatMulOp : public GemmBase {
       for (int i = 0; i < count; ++i) std::memcpy(dst + i * ld, x + (r + i) * K, K);
     };
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
-      for (int i = 0; i < nrows; ++i) epi.Row(c + i * ldc, n0, n1, (r0 + i) * N, out);
+      epi.Rows(c, ldc, nrows, n0, n1, r0 * N, N, out);
     };
     ParallelGemm(ctx, *packed, M, zp, fill, fill8, sink, x, K);
   }

@@ -154,7 +154,7 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
     if (t.K % 4 == 0) {  // rows read in place, as a 1x1 conv or a MatMul does
       std::fill(got.begin(), got.end(), 0);
       report((name + "-inplace").c_str(), BestOf(timing, [&] {
-               GemmRowsU8(pb8, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB, a.data(), t.K);
+               GemmRowsU8(pb8, zp, 0, t.M, 0, t.N, fill8, sink, &ws, kMB, a.data(), t.K, t.M);
              }));
     }
   }

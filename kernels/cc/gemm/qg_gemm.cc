@@ -206,7 +206,7 @@ static int KBlock(int k, int step) {
 
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
-                const uint8_t* in_place, int64_t in_place_ld) {
+                const uint8_t* in_place, int64_t in_place_ld, int64_t in_place_rows) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
@@ -220,7 +220,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   }
   if (b.byte_path == CpuPath::kAmx) {
     GemmRowsAmxU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
-                  in_place_ld);
+                  in_place_ld, in_place_rows);
     return;
   }
   if (b.byte_path == CpuPath::kVnni) {
@@ -278,7 +278,7 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
   if (ws->a.size() < static_cast<size_t>(mb) * Kp) ws->a.resize(static_cast<size_t>(mb) * Kp);
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
   std::vector<int16_t>& a = ws->a;
-  std::vector<int32_t>& c = ws->c;
+  AlignedVector<int32_t>& c = ws->c;
   const int kc = KBlock(Kp, 2);
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));

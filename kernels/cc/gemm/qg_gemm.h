@@ -18,12 +18,35 @@
 #ifndef QG_KERNELS_CC_GEMM_QG_GEMM_H_
 #define QG_KERNELS_CC_GEMM_QG_GEMM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <string>
 #include <vector>
 
 namespace qg {
+
+// Storage on 64-byte (cache line) boundaries. std::vector's default comes from malloc, whose
+// large blocks start 16 bytes into a page: every 64-byte weight row of a packed panel and every
+// AMX tile row then straddles two cache lines, which halved the AMX kernel's speed (a 2 x 2
+// tile block over L2-resident panels: ~2,000 GMAC/s aligned, ~800 at offset 16; build/exp).
+template <typename T>
+struct CacheAligned {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheAligned() = default;
+  template <typename U>
+  CacheAligned(const CacheAligned<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const CacheAligned<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+template <typename T>
+using AlignedVector = std::vector<T, CacheAligned<T>>;
 
 constexpr int kMR = 6;    // rows per micro-kernel call
 constexpr int kNR = 16;   // columns per micro-kernel call (one packed B panel)
@@ -76,7 +99,7 @@ struct PackedB {
   bool pairs_fit = false;
   CpuPath byte_path = CpuPath::kPortable;
   int Kq = 0;
-  std::vector<int8_t> data8;
+  AlignedVector<int8_t> data8;
   std::vector<int32_t> colsum;
   const int8_t* panel8(int p) const { return data8.data() + static_cast<size_t>(p) * Kq * kNR; }
 };
@@ -108,8 +131,8 @@ using TileSink =
 // Buffers of one worker, reused across GemmRows calls.
 struct GemmWorkspace {
   std::vector<int16_t> a;
-  std::vector<uint8_t> a8;
-  std::vector<int32_t> c;
+  AlignedVector<uint8_t> a8;
+  AlignedVector<int32_t> c;
   std::vector<int32_t> init;
 };
 
@@ -128,14 +151,30 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
 // of kMR rows: a call per row costs as much as copying a short row, e.g. the 27 bytes of a
 // 3x3 conv on RGB).
 using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int ld)>;
-// Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below).
+// Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below). in_place_rows:
+// how many rows lie at in_place (0: unknown); the AMX driver then reads whole 64-byte steps of
+// rows in place even where K is not a multiple of 64 (the bytes past a row, the next row's,
+// meet zero weights), as long as they stay inside those rows.
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
-                const uint8_t* in_place = nullptr, int64_t in_place_ld = 0);
+                const uint8_t* in_place = nullptr, int64_t in_place_ld = 0,
+                int64_t in_place_rows = 0);
 // The AMX driver (qg_gemm_amx.cc): 32 x 32 blocks of four int32 tiles, K in steps of 64.
 void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                    int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
-                   int mb, const uint8_t* in_place, int64_t in_place_ld);
+                   int mb, const uint8_t* in_place, int64_t in_place_ld,
+                   int64_t in_place_rows = 0);
+// Implicit GEMM on AMX (a stride-1 convolution read straight from a padded copy of its input,
+// qg_conv_kernels.cc): row r's k-step s (64 bytes) lies at base + r * ld + aoff[s], s <
+// b.Kq / 64 (b packed for AMX). Computes rows [0, rows) rounded up to a multiple of 16 (the
+// caller keeps those bytes readable; their sums are not used) x columns [n0, n1), 32 rows at
+// a time: done(first, count, c, ldc) gets rows [first, first + count) (count <= 32, only rows
+// < rows), c[i * ldc + (n - n0)], while they are still in cache. zero_point: as in GemmRowsU8
+// (taken out with the column sums).
+using RowsDone = std::function<void(int first, int count, const int32_t* c, int ldc)>;
+void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
+                       const int64_t* aoff, int rows, int n0, int n1, GemmWorkspace* ws,
+                       const RowsDone& done);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.

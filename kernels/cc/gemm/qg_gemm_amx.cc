@@ -9,9 +9,18 @@
 // which is exactly the layout tdpbusd wants. C starts from the zero point's correction: a tile
 // load with stride 0 repeats the init row in all 16 rows.
 //
-// Rows are read in place where they lie in memory with K a multiple of 64 (1x1 stride-1 convs,
-// MatMul), whole 16-row blocks at a time; otherwise (and for a last, partial block) they are
-// copied into a buffer with the bytes [K, Kq) and the missing rows zeroed.
+// Blocking: a C block runs over all of K in its four tiles and is stored once; row pairs are the
+// outer loop and column pairs the inner one, so a row pair's A tiles come from L1 and only the
+// B tiles stream from L2 (2 KB a step against four tdpbusd). With the panels and buffers on
+// 64-byte boundaries (AlignedVector) this runs 1,100-1,500 GMAC/s on one core of the shared
+// Xeon (build-local timing; the old K-blocked, column-pair-outer loop on malloc's 16-byte offset
+// reached 370-910).
+//
+// Rows are read in place where they lie in memory (1x1 stride-1 convs, MatMul), whole 16-row
+// blocks at a time, with K a multiple of 64 or, given the row count, wherever the 64-byte steps
+// of a block stay inside the rows; otherwise (and for a last, partial block) they are copied
+// into a buffer with the bytes [K, Kq) and the missing rows zeroed. GemmImplicitAmxU8 reads
+// A at any per-step offsets (the implicit-GEMM convolution, qg_conv_kernels.cc).
 // The tile configuration is loaded at each call (TF's threads also run oneDNN, which configures
 // tiles its own way; its lazy configuration reads the current one back with sttilecfg and
 // compares, so our change between its calls is seen) and released at the end. Compiled through function target attributes and
@@ -46,11 +55,7 @@ namespace {
 
 constexpr int kTileRows = 16;
 constexpr int kTileK = 64;
-#ifndef QG_AMX_STEPS
-#define QG_AMX_STEPS 8
-#endif
-constexpr int kStepsPerBlock = QG_AMX_STEPS;  // 512 k a block (4, 8 and all of K measured
-                                              // within noise on gemm-check's shapes)
+constexpr int kTileBytes = kTileRows * kTileK;  // one B tile: 16 k-quads of a panel
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -60,29 +65,60 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over Kq / 64 steps.
-// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels.
-// C starts from `start` (row stride start_bytes: 0 repeats the init row, else the partial
-// sums of the previous K block).
+// One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over all of K (Kq / 64
+// steps), from the init row (a tile load with stride 0 repeats it in all 16 rows) to c.
+// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels. The A rows
+// (32 x K) stay in L1 while the caller passes every column pair over them; the B tiles come
+// from L2, 2 KB per step against 4 tdpbusd (64 cycles).
 template <bool ROWS2, bool COLS2>
 QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t lda1,
-                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* start,
-                  int64_t start_bytes, int32_t* c, int64_t ldc_bytes) {
-  const int64_t start16 = start_bytes / 4 * kTileRows;
-  _tile_loadd(0, start, start_bytes);
-  if (COLS2) _tile_loadd(1, start + 16, start_bytes);
-  if (ROWS2) _tile_loadd(2, start + start16, start_bytes);
-  if (ROWS2 && COLS2) _tile_loadd(3, start + start16 + 16, start_bytes);
+                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
+                  int32_t* c, int64_t ldc_bytes) {
+  _tile_loadd(0, init, 0);
+  if (COLS2) _tile_loadd(1, init + 16, 0);
+  if (ROWS2) _tile_loadd(2, init, 0);
+  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
   for (int s = 0; s < steps; ++s) {
     _tile_loadd(4, a0 + s * kTileK, lda0);
-    _tile_loadd(6, b0 + s * kTileRows * kTileK, kTileK);
+    _tile_loadd(6, b0 + s * kTileBytes, kTileK);
     _tile_dpbusd(0, 4, 6);
     if (COLS2) {
-      _tile_loadd(7, b1 + s * kTileRows * kTileK, kTileK);
+      _tile_loadd(7, b1 + s * kTileBytes, kTileK);
       _tile_dpbusd(1, 4, 7);
     }
     if (ROWS2) {
       _tile_loadd(5, a1 + s * kTileK, lda1);
+      _tile_dpbusd(2, 5, 6);
+      if (COLS2) _tile_dpbusd(3, 5, 7);
+    }
+  }
+  const int64_t row16 = ldc_bytes / 4 * kTileRows;
+  _tile_stored(0, c, ldc_bytes);
+  if (COLS2) _tile_stored(1, c + 16, ldc_bytes);
+  if (ROWS2) _tile_stored(2, c + row16, ldc_bytes);
+  if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
+}
+
+// Block for the implicit GEMM: step s reads its A tiles at a0 + aoff[s] and a1 + aoff[s].
+template <bool ROWS2, bool COLS2>
+QG_AMX void BlockOff(const uint8_t* a0, const uint8_t* a1, int64_t lda, const int64_t* aoff,
+                     const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
+                     int32_t* c, int64_t ldc_bytes) {
+  _tile_loadd(0, init, 0);
+  if (COLS2) _tile_loadd(1, init + 16, 0);
+  if (ROWS2) _tile_loadd(2, init, 0);
+  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
+  for (int s = 0; s < steps; ++s) {
+    const int64_t off = aoff[s];
+    _tile_loadd(4, a0 + off, lda);
+    _tile_loadd(6, b0 + s * kTileBytes, kTileK);
+    _tile_dpbusd(0, 4, 6);
+    if (COLS2) {
+      _tile_loadd(7, b1 + s * kTileBytes, kTileK);
+      _tile_dpbusd(1, 4, 7);
+    }
+    if (ROWS2) {
+      _tile_loadd(5, a1 + off, lda);
       _tile_dpbusd(2, 5, 6);
       if (COLS2) _tile_dpbusd(3, 5, 7);
     }
@@ -99,7 +135,7 @@ QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t ld
 QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                           int n1, const RowFillerU8& fill, const TileSink& sink,
                           GemmWorkspace* ws, int mb, const uint8_t* in_place,
-                          int64_t in_place_ld) {
+                          int64_t in_place_ld, int64_t in_place_rows) {
   static_assert(kNR == 16, "one packed panel is one tile's 16 columns");
   const int Kq = b.Kq;  // a multiple of kTileK
   const int steps = Kq / kTileK;
@@ -109,7 +145,10 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
     ws->a8.resize(static_cast<size_t>(mb_tiles) * Kq);
   if (ws->c.size() < static_cast<size_t>(mb_tiles) * ldc)
     ws->c.resize(static_cast<size_t>(mb_tiles) * ldc);
-  const bool direct = in_place != nullptr && Kq == b.K;
+  // In place: a block's last row may read Kq - K bytes past its end (the next row's bytes,
+  // times zero weights) where those still lie among the in_place_rows rows.
+  const bool direct = in_place != nullptr && (Kq == b.K || in_place_rows > 0);
+  const int64_t in_place_bytes = in_place_rows * in_place_ld;
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
   TileConfig cfg;
@@ -120,12 +159,15 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
   _tile_loadconfig(&cfg);
   const uint8_t* block_a[kMB / kTileRows + 1];
   int64_t block_lda[kMB / kTileRows + 1];
+  const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
+  const size_t panel_bytes = static_cast<size_t>(Kq) * kNR;
   for (int64_t rc = r0; rc < r1; rc += mb) {
     const int rows = static_cast<int>(std::min<int64_t>(mb, r1 - rc));
     const int blocks = (rows + kTileRows - 1) / kTileRows;
     for (int i = 0; i < blocks; ++i) {
       const int first = i * kTileRows, count = std::min(kTileRows, rows - first);
-      if (direct && count == kTileRows) {
+      if (direct && count == kTileRows &&
+          (Kq == b.K || (rc + first + kTileRows - 1) * in_place_ld + Kq <= in_place_bytes)) {
         block_a[i] = in_place + (rc + first) * in_place_ld;
         block_lda[i] = in_place_ld;
         continue;
@@ -137,44 +179,90 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
                                                 dst + static_cast<size_t>(j) * Kq, Kq);
       for (int j = 0; j < kTileRows; ++j) {
         if (j < count) {
-          std::memset(dst + static_cast<size_t>(j) * Kq + b.K, 0, Kq - b.K);
+          if (Kq != b.K) std::memset(dst + static_cast<size_t>(j) * Kq + b.K, 0, Kq - b.K);
         } else {
           std::memset(dst + static_cast<size_t>(j) * Kq, 0, Kq);
         }
       }
     }
-    const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
-    // K blocks of kKStepsPerBlock tiles: the weights of a column pair (block * 64 x 32 bytes)
-    // and the chunk's rows of the block stay in L1 while every row pair passes them; the C
-    // tiles go to the buffer (L2) and back between blocks.
-    for (int s0 = 0; s0 < steps; s0 += kStepsPerBlock) {
-      const int ks = std::min(kStepsPerBlock, steps - s0);
+    // Row pairs outside, column pairs inside: a row pair's 32 x K bytes are read from L1 by
+    // every column pair; each C block runs over all of K in its tiles and is stored once.
+    for (int i = 0; i < blocks; i += 2) {
+      const bool rows2 = i + 1 < blocks;
+      const uint8_t* a0 = block_a[i];
+      const uint8_t* a1 = rows2 ? block_a[i + 1] : a0;
+      const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
+      int32_t* crow = c + static_cast<size_t>(i) * kTileRows * ldc;
       for (int n = n0; n < n1; n += 2 * kNR) {
         const bool cols2 = n + 2 * kNR <= n0 + ldc;
-        const int8_t* b0 = b.panel8(n / kNR) + static_cast<size_t>(s0) * kTileRows * kTileK;
-        const int8_t* b1 = cols2 ? b0 + static_cast<size_t>(Kq) * kNR : b0;
-        for (int i = 0; i < blocks; i += 2) {
-          int32_t* ci = c + static_cast<size_t>(i) * kTileRows * ldc + (n - n0);
-          const int32_t* start = s0 == 0 ? init + (n - n0) : ci;
-          const int64_t start_bytes = s0 == 0 ? 0 : ldc_bytes;
-          const bool rows2 = i + 1 < blocks;
-          const uint8_t* a0 = block_a[i] + s0 * kTileK;
-          const uint8_t* a1 = rows2 ? block_a[i + 1] + s0 * kTileK : a0;
-          const int64_t lda0 = block_lda[i], lda1 = rows2 ? block_lda[i + 1] : lda0;
-          if (rows2 && cols2) {
-            Block<true, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else if (rows2) {
-            Block<true, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else if (cols2) {
-            Block<false, true>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci, ldc_bytes);
-          } else {
-            Block<false, false>(a0, lda0, a1, lda1, b0, b1, ks, start, start_bytes, ci,
-                                ldc_bytes);
-          }
+        const int8_t* b0 = b.panel8(n / kNR);
+        const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
+        int32_t* ci = crow + (n - n0);
+        const int32_t* in = init + (n - n0);
+        if (rows2 && cols2) {
+          Block<true, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else if (rows2) {
+          Block<true, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else if (cols2) {
+          Block<false, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
+        } else {
+          Block<false, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
         }
       }
+      // The row pair's epilogue while its C rows are still in L1 / L2.
+      const int first = i * kTileRows;
+      sink(rc + first, std::min(2 * kTileRows, rows - first), n0, n1, crow, ldc);
     }
-    sink(rc, rows, n0, n1, c, ldc);
+  }
+  _tile_release();
+}
+
+QG_AMX void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
+                              const int64_t* aoff, int rows, int n0, int n1, GemmWorkspace* ws,
+                              const RowsDone& done) {
+  const int steps = b.Kq / kTileK;
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  const int blocks = (rows + kTileRows - 1) / kTileRows;
+  if (ws->c.size() < static_cast<size_t>(blocks) * kTileRows * ldc)
+    ws->c.resize(static_cast<size_t>(blocks) * kTileRows * ldc);
+  ws->init.resize(ldc);
+  for (int n = 0; n < ldc; ++n) {
+    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
+    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  const int32_t* init = ws->init.data();
+  int32_t* c = ws->c.data();
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = kTileK;
+    cfg.rows[t] = kTileRows;
+  }
+  _tile_loadconfig(&cfg);
+  const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
+  const size_t panel_bytes = static_cast<size_t>(b.Kq) * kNR;
+  for (int i = 0; i < blocks; i += 2) {
+    const bool rows2 = i + 1 < blocks;
+    const uint8_t* a0 = base + static_cast<int64_t>(i) * kTileRows * ld;
+    const uint8_t* a1 = a0 + kTileRows * ld;
+    int32_t* crow = c + static_cast<size_t>(i) * kTileRows * ldc;
+    for (int n = n0; n < n1; n += 2 * kNR) {
+      const bool cols2 = n + 2 * kNR <= n0 + ldc;
+      const int8_t* b0 = b.panel8(n / kNR);
+      const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
+      int32_t* ci = crow + (n - n0);
+      const int32_t* in = init + (n - n0);
+      if (rows2 && cols2) {
+        BlockOff<true, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else if (rows2) {
+        BlockOff<true, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else if (cols2) {
+        BlockOff<false, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      } else {
+        BlockOff<false, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
+      }
+    }
+    const int first = i * kTileRows;
+    done(first, std::min(2 * kTileRows, rows - first), crow, ldc);
   }
   _tile_release();
 }
