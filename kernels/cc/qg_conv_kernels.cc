@@ -118,7 +118,7 @@ class GemmBase : public FusedBase {
   std::shared_ptr<const PackedB> PackedWeightsImplicit(const Tensor& weights, int64_t kh,
                                                        int64_t span, int64_t spanq, int N) {
     return implicit_cache_.Get(
-        weights, {kh, span, spanq, N}, constant_weights_,
+        weights, {kh, span, spanq, N}, fused_.constant_weights,
         [kh, span, spanq, N](const int8_t* b, PackedB* out) {
           std::vector<int8_t> padded(static_cast<size_t>(kh * spanq) * N, 0);
           for (int64_t i = 0; i < kh; ++i)
