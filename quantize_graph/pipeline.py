@@ -26,11 +26,11 @@ from quantize_graph.compare import compare_to_outputs, graph_outputs
 from quantize_graph.sensitivity import fewest_float_layers, layer_errors
 from quantize_graph.runner import placeholder_shapes
 from quantize_graph.passes.bias_correction import bias_corrections_from_means, mean_tensors
-from quantize_graph.targets import BIAS_CORRECTED, lower, node_range_tensors, refine, resolve_target
+from quantize_graph.targets import BIAS_CORRECTED, lower, node_range_tensors, range_tensors, refine, resolve_target
 from quantize_graph.statistics import ranges as statistics_ranges
 from quantize_graph.statistics.propagate import static_shapes
 from quantize_graph.statistics.measure import measure
-from quantize_graph.statistics.sources import Statistics, collect as collect_statistics
+from quantize_graph.statistics.sources import Statistics, collect as collect_statistics, measure_calibration
 from quantize_graph.weight_schemes import DEQUANTIZERS
 
 MODES = ("round", "quantize", "eightbit", "weights", "weights_rounded", "test", "bfloat16")
@@ -247,11 +247,12 @@ def _eightbit(g, decision, ctx, report, statistics=None):
     if options.shift_input and calibration and options.target == "onednn" and options.ranges is None:
         g = shift_input.run(g, dataclasses.replace(ctx, quantized=frozenset(decision.quantized),
                                                    calibration=calibration)).graph_def
-    g, statistics = _equalized(g, decision.quantized, calibration, ctx, statistics)
-    # One run over the calibration data: the ranges and the means bias correction reads.
+    g, statistics, measured = _equalized(g, decision.quantized, calibration, ctx, statistics)
+    # One run over the calibration data: the ranges and the means bias correction reads (and
+    # the maxima range equalization read, when it already ran it).
     stats = collect_statistics(g, decision.quantized, dataclasses.replace(
         options, calibration_inputs=calibration), statistics, inputs,
-        mean_tensors=_mean_tensors(g, decision.quantized, calibration, options))
+        mean_tensors=_mean_tensors(g, decision.quantized, calibration, options), measured=measured)
     report.ranges, report.range_sources = stats.ranges, stats.sources
     report.range_source = stats.summary
     if stats.from_moments:
@@ -333,27 +334,55 @@ def _bfloat16_fallback(q, chosen, ctx):
 
 def _equalized(g, quantized, calibration, ctx, moments=None):
     """(the float graph with channel ranges equalized, the batch-norm moments that describe
-    it) (option on, onednn): per-channel maxima measured on calibration data, or without data
-    propagated from the batch-norm statistics.
-
-    With data this is a run of its own, before the one that measures ranges and means: those
-    are read on the equalized graph, whose tensors after a rescaled layer differ from the
-    float graph's in rounding, and whose activations' histograms mix the channels at their new
-    scales, so they cannot be derived from this run and stay identical."""
+    it, the Measurements of the calibration run that serve it or None) (option on, onednn):
+    per-channel maxima measured on calibration data, or without data propagated from the
+    batch-norm statistics."""
     options = ctx.options
     if not (options.equalize_ranges and options.target == "onednn"):
-        return g, moments
+        return g, moments, None
     if calibration:
-        def measured(tensors):
-            maxima = measure(g, calibration_batches(g, calibration), maxima=tensors).maxima
-            return [maxima[t] for t in tensors]
-        return _equalize(g, quantized, ctx, measured).graph_def, moments
+        equalized, measured = _equalized_on_data(g, quantized, calibration, ctx)
+        return equalized, moments, measured
     if not moments or options.ranges is not None:
-        return g, moments
+        return g, moments, None
     stats = statistics_ranges.propagated(g, moments, ctx.inputs, options.input_range,
                                          statistics_ranges.EQUALIZE_K)
     equalized = _equalize(g, quantized, ctx, lambda tensors: statistics_ranges.channel_maxima(stats, tensors))
-    return equalized.graph_def, statistics_ranges.rescaled(moments, g, equalized.facts["scales"])
+    return equalized.graph_def, statistics_ranges.rescaled(moments, g, equalized.facts["scales"]), None
+
+
+def _equalized_on_data(g, quantized, calibration, ctx):
+    """(equalized graph, Measurements for collect_statistics or None).
+
+    One run gives the maxima and, for minmax, the ranges and means of the equalized graph too:
+    Relu/Relu6 are positively homogeneous and the depthwise readers divide each channel back,
+    so on the calibration data a scaled layer's conv, BiasAdd and activation results are s * x
+    per channel (their ranges from the per-channel extremes times s, the activation's means
+    times s) and every other tensor keeps its values. Percentile and entropy read histograms of
+    |x|, which mix the channels at their new scales: measured again on the equalized graph."""
+    options = dataclasses.replace(ctx.options, calibration_inputs=calibration)
+    layers = equalize_ranges.candidate_layers(g, quantized)
+    if not layers:
+        return g, None
+    activations = [a for a, _ in layers]
+    ranges = range_tensors(g, quantized)
+    means = _mean_tensors(g, quantized, calibration, options)
+    if options.calibration_method != "minmax":
+        maxima = measure(g, calibration_batches(g, calibration), maxima=activations).maxima
+        return _equalize(g, quantized, ctx, lambda tensors: [maxima[t] for t in tensors]).graph_def, None
+    scaled_with = {t: a for a, inside in layers for t in inside + [a]}  # tensor -> its activation
+    extremes = [t for t in scaled_with if t in set(ranges)]
+    measured = measure_calibration(g, ranges, means, options, maxima_names=sorted(set(activations + extremes)),
+                                   minima_names=extremes)
+    equalized = _equalize(g, quantized, ctx, lambda tensors: [measured.maxima[t] for t in tensors])
+    scales = equalized.facts["scales"]
+    for t in extremes:
+        if scaled_with[t] in scales:
+            s = scales[scaled_with[t]]
+            measured.tensors[t].min = float((measured.minima[t] * s).min())
+            measured.tensors[t].max = float((measured.maxima[t] * s).max())
+    measured.means = {t: m * scales[t] if t in scales else m for t, m in measured.means.items()}
+    return equalized.graph_def, measured
 
 
 def _equalize(g, quantized, ctx, maxima_of):

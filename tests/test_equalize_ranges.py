@@ -1,5 +1,6 @@
 """Channel range equalization (passes/equalize_ranges.py): same function, fuller channels."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from quantize_graph.calibration_data import batches
@@ -70,3 +71,27 @@ def test_conv_readers_are_left_alone():
     data = RNG.uniform(0, 1, [8, 6, 6, 3]).astype(np.float32)
     eq, scales = equalize_channel_ranges(graph_def, _layers(graph_def), batches({"input": data}, 8))
     assert scales == {} and eq is graph_def
+
+
+def test_onednn_calibration_runs_the_data_once_with_equalization(monkeypatch):
+    """The maxima, ranges and means come from one run of the float graph; the ranges frozen are
+    the equalized graph's own (derived: a scaled layer's results are s * x per channel)."""
+    from quantize_graph import runner
+    from quantize_graph.pipeline import Options, run_pipeline
+    graph_def = _graph()
+    data = RNG.uniform(-1, 1, [6, 6, 6, 3]).astype(np.float32)
+    fed = []
+    run = runner.GraphRunner.run
+
+    def counting(self, outputs, feeds):
+        fed.append(len(next(iter(feeds.values()))))
+        return run(self, outputs, feeds)
+    monkeypatch.setattr(runner.GraphRunner, "run", counting)
+    _, report = run_pipeline(graph_def, ["output"], Options(target="onednn", calibration_inputs={"input": data}))
+    assert sum(fed) == 6  # each example through the float graph once
+    monkeypatch.setattr(runner.GraphRunner, "run", run)
+    equalized, scales = equalize_channel_ranges(graph_def, _layers(graph_def), batches({"input": data}, 1))
+    assert scales["act"][1] > 10  # the small channel was scaled: the derivation is exercised
+    direct = measure(equalized, batches({"input": data}, 1), ranges=list(report.ranges)).tensors
+    for tensor in ("conv", "bias", "act"):
+        assert report.ranges[tensor] == pytest.approx((direct[tensor].min, direct[tensor].max), rel=1e-5)

@@ -36,8 +36,7 @@ def equalize_with_maxima(graph_def, layer_names, maxima_of):
     (statistics/measure.py), or propagated from batch-norm statistics (then a channel's max
     is its mean + k std, clipped at the activation's cap)."""
     index = GraphIndex(graph_def)
-    groups = patterns.conv_groups(index, set(layer_names))
-    candidates = [c for c in (_candidate(index, g, layer_names) for g in groups) if c]
+    candidates = _candidates(index, layer_names)
     if not candidates:
         return graph_def, {}
     maxima = maxima_of([c[2].name for c in candidates])
@@ -65,6 +64,19 @@ def equalize_with_maxima(graph_def, layer_names, maxima_of):
     if not consts:
         return graph_def, {}
     return _with_consts(graph_def, consts, index), scales
+
+
+def candidate_layers(graph_def, layer_names):
+    """[(activation, [the tensors inside its layer: conv and BiasAdd results])] of the layers
+    equalize_with_maxima may scale: the activations are what it asks maxima of; the inside
+    tensors are the only ones whose values change other than by a per-channel factor."""
+    return [(act.name, [head.name, bias_add.name])
+            for head, bias_add, act, _ in _candidates(GraphIndex(graph_def), layer_names)]
+
+
+def _candidates(index, layer_names):
+    groups = patterns.conv_groups(index, set(layer_names))
+    return [c for c in (_candidate(index, g, layer_names) for g in groups) if c]
 
 
 def _candidate(index, group, layer_names):

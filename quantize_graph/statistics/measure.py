@@ -46,6 +46,7 @@ class Measurements:
     means: dict     # {tensor: per-channel mean, float64}
     maxima: dict    # {tensor: per-channel max, float64}
     batches_run: int = 0  # batches fed to the graph, over all passes
+    minima: dict = None   # {tensor: per-channel min, float64}
 
 
 class _ChannelMean:
@@ -61,24 +62,29 @@ class _ChannelMean:
         return self.sum / max(self.count, 1)
 
 
-class _ChannelMax:
-    def __init__(self):
-        self.top = None
+class _ChannelExtreme:
+    """Per-channel max (or min) over all examples."""
+
+    def __init__(self, pick):
+        self.pick, self.top = pick, None
 
     def add(self, value):
-        m = value.reshape(-1, value.shape[-1]).max(axis=0).astype(np.float64)
-        self.top = m if self.top is None else np.maximum(self.top, m)
+        m = self.pick.reduce(value.reshape(-1, value.shape[-1]), axis=0).astype(np.float64)
+        self.top = m if self.top is None else self.pick(self.top, m)
 
     def result(self):
         return self.top
 
 
-def measure(graph_def, batches, ranges=(), means=(), maxima=(), histograms=False, progress=None):
+def measure(graph_def, batches, ranges=(), means=(), maxima=(), histograms=False, progress=None,
+            minima=()):
     """Runs the graph over `batches` ([{input tensor: array}]) once (twice with `histograms`,
     which need the ranges of the first pass) and returns the Measurements of the tensors
     named in `ranges`, `means` and `maxima`."""
     stats = {t: TensorStats() for t in ranges}
-    reducers = [(t, "mean", _ChannelMean()) for t in means] + [(t, "max", _ChannelMax()) for t in maxima]
+    reducers = ([(t, "mean", _ChannelMean()) for t in means] +
+                [(t, "max", _ChannelExtreme(np.maximum)) for t in maxima] +
+                [(t, "min", _ChannelExtreme(np.minimum)) for t in minima])
     tensors = list(dict.fromkeys(list(ranges) + [t for t, _, _ in reducers]))
     position = {t: i for i, t in enumerate(tensors)}
     fetches = [ensure_tensor_name_has_port(t) for t in tensors]
@@ -100,5 +106,5 @@ def measure(graph_def, batches, ranges=(), means=(), maxima=(), histograms=False
                             reducer.add(values[position[name]])
                     if progress is not None:
                         progress.update(len(next(iter(feeds.values()))) / passes)
-    results = {kind: {t: r.result() for t, k, r in reducers if k == kind} for kind in ("mean", "max")}
-    return Measurements(stats, results["mean"], results["max"], run)
+    results = {kind: {t: r.result() for t, k, r in reducers if k == kind} for kind in ("mean", "max", "min")}
+    return Measurements(stats, results["mean"], results["max"], run, results["min"])

@@ -38,13 +38,15 @@ class Statistics:
     from_moments: bool = False   # ranges from batch-norm statistics (some tensors may lack one)
 
 
-def collect(graph_def, quantize_names, options, moments=None, inputs=(), mean_tensors=()):
+def collect(graph_def, quantize_names, options, moments=None, inputs=(), mean_tensors=(),
+            measured=None):
     """The Statistics of `graph_def` for the nodes `quantize_names` will lower.
 
     options: pipeline.Options (ranges, calibration_inputs and method, target, input_range,
     statistics_k, fallback_range, progress); moments: {batch norm: ChannelMoments} where
     they may serve as a range source; mean_tensors: the tensors whose per-channel means to
-    measure alongside the ranges when there is calibration data."""
+    measure alongside the ranges when there is calibration data; measured: their
+    Measurements when the caller already ran the data (`measure_calibration`)."""
     tensors = range_tensors(graph_def, quantize_names)
     fallback = options.fallback_range
     calibration = options.calibration_inputs
@@ -53,10 +55,9 @@ def collect(graph_def, quantize_names, options, moments=None, inputs=(), mean_te
         if missing:
             raise QuantizeGraphError("the ranges file has no range for tensor '%s' (made for "
                                      "another graph or other options?)" % missing[0])
-    measured = None
-    if calibration and (options.ranges is None or mean_tensors):
-        measured = _measure(graph_def, tensors if options.ranges is None else (), mean_tensors,
-                            options)
+    if measured is None and calibration and (options.ranges is None or mean_tensors):
+        measured = measure_calibration(graph_def, tensors if options.ranges is None else (),
+                                       mean_tensors, options)
     means_of = None
     if measured is not None and mean_tensors:
         means_of = lambda wanted: {t: measured.means.get(t) for t in wanted}  # noqa: E731
@@ -83,7 +84,7 @@ def collect(graph_def, quantize_names, options, moments=None, inputs=(), mean_te
     return Statistics(fallback_range=fallback)
 
 
-def _measure(graph_def, range_names, mean_names, options):
+def measure_calibration(graph_def, range_names, mean_names, options, maxima_names=(), minima_names=()):
     """One run over the calibration data (two for percentile/entropy histograms)."""
     calibration = options.calibration_inputs
     bar = None
@@ -91,7 +92,8 @@ def _measure(graph_def, range_names, mean_names, options):
         bar = options.progress(min(len(a) for a in calibration.values()), "calibrating")
     try:
         return measure(graph_def, calibration_batches(graph_def, calibration), ranges=range_names,
-                       means=mean_names, histograms=options.calibration_method != "minmax",
+                       means=mean_names, maxima=maxima_names, minima=minima_names,
+                       histograms=options.calibration_method != "minmax",
                        progress=bar)
     finally:
         if bar is not None:
