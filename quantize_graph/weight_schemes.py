@@ -233,6 +233,12 @@ def onednn_dequantized(op, weights, transpose_b=False):
         codes, top = onednn_conv_codes(weights, op)
         if op == "DepthwiseConv2dNative":  # [h, w, channels, 1]: scales along axis 2
             top = top[:, None]
+    return onednn_values(codes, top)
+
+
+def onednn_values(codes, top):
+    """What qint8 codes declared with max `top` (per output channel, broadcast along the last
+    axis) stand for in the onednn ops: code * top / 127."""
     return codes.astype(np.float64) * (np.asarray(top, np.float64) / 127.0)
 
 

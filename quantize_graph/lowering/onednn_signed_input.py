@@ -18,6 +18,7 @@ import tensorflow as tf
 from quantize_graph.graph.names import canonical_input, tensor_name
 from quantize_graph.graph.nodes import set_attr_string
 from quantize_graph.lowering.plan import OFFSET, SYMMETRIC, TensorSpec
+from quantize_graph.weight_schemes import onednn_values
 
 # A Quantized (lowering/context.py) whose codes q mean q * magnitude / 255 + offset_lo.
 OffsetQuantized = collections.namedtuple(
@@ -74,8 +75,7 @@ def _qint8_grid(spec):
 
 def offset_bias(codes, w_max, lo):
     """lo * sum over taps and input channels of the dequantized weights, per output channel."""
-    scale = w_max.astype(np.float64) / 127.0
-    return (lo * codes.astype(np.float64).sum(axis=(0, 1, 2)) * scale).astype(np.float32)
+    return (lo * onednn_values(codes, w_max).sum(axis=(0, 1, 2))).astype(np.float32)
 
 
 def _no_padding(ctx, head):
