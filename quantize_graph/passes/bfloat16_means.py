@@ -25,11 +25,10 @@ import numpy as np
 
 from quantize_graph.graph.edit import graph_with_nodes
 from quantize_graph.graph.nodes import const_value, make_const
+from quantize_graph.graph.patterns import ACTIVATION_CAPS
 from quantize_graph.statistics import normal
 from quantize_graph.passes.bfloat16_rounding import (exact_bias_scales, round_keeping_means,
                                                      round_keeping_sums)
-
-_ACTIVATIONS = ("Relu", "Relu6")
 
 
 def with_rounded_layers(graph_def, index, region, weight_axis, heavy_ops, moments=None):
@@ -144,7 +143,7 @@ def _compensating_reader(bias_add, index, region, weight_axis, heavy_ops):
     private filter, so it can take the gain back; else None."""
     node = bias_add
     readers = index.data_consumers(node.name)
-    if len(readers) == 1 and readers[0][0].op in _ACTIVATIONS:
+    if len(readers) == 1 and readers[0][0].op in ACTIVATION_CAPS:
         node = readers[0][0]
         readers = index.data_consumers(node.name)
     if len(readers) != 1:
