@@ -13,7 +13,7 @@ from tensorflow.core.framework import graph_pb2
 from quantize_graph.checks import (check_calibration_inputs, check_excluded_nodes, check_name_list,
                                    check_option_values)
 from quantize_graph.errors import QuantizeGraphError
-from quantize_graph.graph.validate import validate_graph_def
+from quantize_graph.graph.validate import check_op_type_names, validate_graph_def
 from quantize_graph.graph.index import GraphIndex
 from quantize_graph.graph.names import split_input
 from quantize_graph.graph.names import strip_output_names
@@ -164,6 +164,7 @@ def check_inputs(graph_def, inputs, options):
     """The graph against its op definitions, and the names and arrays given with it."""
     validate_graph_def(graph_def, options.mode)
     check_excluded_nodes(GraphIndex(graph_def), options.excluded_nodes)
+    check_op_type_names(options.excluded_ops, "excluded op type")
     if options.calibration_inputs:
         unknown = sorted(set(options.calibration_inputs) - set(inputs))
         missing = [n for n in inputs if n not in options.calibration_inputs]

@@ -124,6 +124,8 @@ BAD_FLAGS = [
     ("test_input_dims_negative", ["--mode=test", "--test_input_dims=1,-8,8,3"], ["--test_input_dims"]),
     ("excluded_node_missing", ["--mode=eightbit", "--excluded_nodes=cnov"],
      ["excluded node 'cnov'", "did you mean 'conv'"]),
+    ("excluded_op_unknown", ["--mode=eightbit", "--excluded_ops=Conv2d"],
+     ["excluded op type 'Conv2d'", "did you mean", "Conv2D"]),
     ("bitdepth_above_range", ["--mode=weights_rounded", "--bitdepth=17"], ["--bitdepth", "got 17"]),
     ("bitdepth_below_range", ["--mode=round", "--bitdepth=1"], ["--bitdepth", "got 1"]),
     ("bitdepth_quantize_12", ["--mode=quantize", "--bitdepth=12"], ["8 or 16"]),
@@ -203,6 +205,8 @@ API_CASES = [
      "excluded_nodes"),
     ("excluded_node_missing", lambda: quantize_graph.quantize(GRAPH, ["softmax"], excluded_nodes=["cnov"]),
      "did you mean"),
+    ("excluded_op_unknown", lambda: quantize_graph.quantize(GRAPH, ["softmax"], excluded_ops=["MaxPooling"]),
+     "'MaxPooling' is not a TensorFlow op type"),
     ("calibration_wrong_key", lambda: quantize_graph.quantize(
         GRAPH, ["softmax"], calibration_inputs={"x": CALIBRATION}), "'x' is not one"),
     ("infinite_fallback", lambda: quantize_graph.quantize(GRAPH, ["softmax"], fallback_range=(0, np.inf)),

@@ -46,9 +46,21 @@ def _check_op_types(graph_def):
     registry = _registered_ops()
     for node in graph_def.node:
         if registry.get(node.op) is None:
-            close = difflib.get_close_matches(node.op, _all_op_names(), n=3, cutoff=0.8)
-            hint = "; did you mean %s?" % ", ".join(close) if close else ""
-            raise QuantizeGraphError("node '%s': unknown op type '%s'%s" % (node.name, node.op, hint))
+            raise QuantizeGraphError("node '%s': unknown op type '%s'%s" % (node.name, node.op, _suggest(node.op)))
+
+
+def check_op_type_names(names, what):
+    """Op type names given by the user (--excluded_ops) must be TensorFlow ops: a typo would
+    silently quantize what it meant to exclude."""
+    registry = _registered_ops()
+    for name in names:
+        if registry.get(name) is None:
+            raise QuantizeGraphError("%s '%s' is not a TensorFlow op type%s" % (what, name, _suggest(name)))
+
+
+def _suggest(op):
+    close = difflib.get_close_matches(op, _all_op_names(), n=3, cutoff=0.8)
+    return "; did you mean %s?" % ", ".join(close) if close else ""
 
 
 def _all_op_names():
