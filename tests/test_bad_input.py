@@ -58,6 +58,9 @@ FILTER = _conv_filter(GRAPH)
 # (id, graph edit, words the one error line must hold); each ran before with a traceback or
 # was rewritten into a graph that does not import.
 BAD_GRAPHS = [
+    # The value's dtype differs from the node's: TF's Const kernel aborted the process.
+    ("const_value_dtype", lambda g: _edit(g, FILTER, lambda n: setattr(n.attr["value"].tensor, "dtype", 3)),
+     [FILTER, "dtype int32", "declares float32"]),
     ("const_content_short", lambda g: _edit(g, FILTER, lambda n: setattr(
         n.attr["value"].tensor, "tensor_content", n.attr["value"].tensor.tensor_content[:-4])),
      [FILTER, "dtype and shape"]),

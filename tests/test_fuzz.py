@@ -116,6 +116,12 @@ def base_graph(tmp_path_factory):
     return folder / "model.pb", inp, out
 
 
+# eightbit cases take each target in turn; onednn and kernels freeze ranges, here the fallback's.
+TARGET_FLAGS = [["--target=reference"],
+                ["--target=onednn", "--quantized_fallback_min=-8", "--quantized_fallback_max=8"],
+                ["--target=kernels", "--quantized_fallback_min=-8", "--quantized_fallback_max=8"]]
+
+
 def test_mutated_graphs(tmp_path):
     rng = np.random.default_rng(SEED)
     outcomes = []
@@ -126,7 +132,8 @@ def test_mutated_graphs(tmp_path):
         path.write_bytes(graph.SerializeToString())
         mode = ["eightbit", "weights", "round", "weights_rounded"][i % 4]
         args = ["--input=%s" % path, "--output=%s" % (folder / "q.pb"), "--mode=" + mode,
-                "--output_node_names=" + out, "--target=reference"]
+                "--output_node_names=" + out] + (
+                    TARGET_FLAGS[(i // 4) % len(TARGET_FLAGS)] if mode == "eightbit" else ["--target=reference"])
         before = _files(folder)
         try:
             outcomes.append(judge(args, folder / "q.pb", folder, before))

@@ -84,6 +84,10 @@ def _check_consts(graph_def):
         if node.op != "Const":
             continue
         tensor = node.attr["value"].tensor
+        # TF's Const kernel CHECK-fails (aborts the process) when they differ.
+        if "dtype" in node.attr and tensor.dtype != node.attr["dtype"].type:
+            raise QuantizeGraphError("node '%s': Const value has dtype %s but the node declares %s"
+                                     % (node.name, _dtype_name(tensor.dtype), _dtype_name(node.attr["dtype"].type)))
         try:
             shape = [d.size for d in tensor.tensor_shape.dim]
             if any(d < 0 for d in shape):
@@ -103,6 +107,14 @@ def _check_consts(graph_def):
                     % (node.name, len(tensor.tensor_content), expected))
         values[node.name] = value
     return values
+
+
+def _dtype_name(enum):
+    import tensorflow as tf
+    try:
+        return tf.as_dtype(enum).name
+    except TypeError:
+        return "enum %d" % enum
 
 
 def _check_imports(graph_def):
