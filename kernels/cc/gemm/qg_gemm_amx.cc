@@ -65,21 +65,42 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
+// The A tiles of a C block at step s: from row blocks laid out along K (a packed or in-place
+// block, each with its own stride) ...
+struct StridedA {
+  const uint8_t* a0;
+  int64_t lda0;
+  const uint8_t* a1;
+  int64_t lda1;
+  const uint8_t* first(int s) const { return a0 + s * kTileK; }
+  const uint8_t* second(int s) const { return a1 + s * kTileK; }
+};
+
+// ... or, for the implicit GEMM, at a0 + aoff[s] and a1 + aoff[s] with one stride.
+struct OffsetA {
+  const uint8_t* a0;
+  int64_t lda0;
+  const uint8_t* a1;
+  int64_t lda1;
+  const int64_t* aoff;
+  const uint8_t* first(int s) const { return a0 + aoff[s]; }
+  const uint8_t* second(int s) const { return a1 + aoff[s]; }
+};
+
 // One C block: (ROWS2 ? 32 : 16) rows x (COLS2 ? 32 : 16) columns over all of K (Kq / 64
 // steps), from the init row (a tile load with stride 0 repeats it in all 16 rows) to c.
-// a0, a1: the two 16-row blocks (stride lda0, lda1); b0, b1: the two panels. The A rows
-// (32 x K) stay in L1 while the caller passes every column pair over them; the B tiles come
-// from L2, 2 KB per step against 4 tdpbusd (64 cycles).
-template <bool ROWS2, bool COLS2>
-QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t lda1,
-                  const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
-                  int32_t* c, int64_t ldc_bytes) {
+// a: the two 16-row blocks; b0, b1: the two panels. The A rows (32 x K) stay in L1 while the
+// caller passes every column pair over them; the B tiles come from L2, 2 KB per step against
+// 4 tdpbusd (64 cycles).
+template <bool ROWS2, bool COLS2, class A>
+QG_AMX void Block(const A& a, const int8_t* b0, const int8_t* b1, int steps,
+                  const int32_t* init, int32_t* c, int64_t ldc_bytes) {
   _tile_loadd(0, init, 0);
   if (COLS2) _tile_loadd(1, init + 16, 0);
   if (ROWS2) _tile_loadd(2, init, 0);
   if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
   for (int s = 0; s < steps; ++s) {
-    _tile_loadd(4, a0 + s * kTileK, lda0);
+    _tile_loadd(4, a.first(s), a.lda0);
     _tile_loadd(6, b0 + s * kTileBytes, kTileK);
     _tile_dpbusd(0, 4, 6);
     if (COLS2) {
@@ -87,7 +108,7 @@ QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t ld
       _tile_dpbusd(1, 4, 7);
     }
     if (ROWS2) {
-      _tile_loadd(5, a1 + s * kTileK, lda1);
+      _tile_loadd(5, a.second(s), a.lda1);
       _tile_dpbusd(2, 5, 6);
       if (COLS2) _tile_dpbusd(3, 5, 7);
     }
@@ -99,35 +120,29 @@ QG_AMX void Block(const uint8_t* a0, int64_t lda0, const uint8_t* a1, int64_t ld
   if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
 }
 
-// Block for the implicit GEMM: step s reads its A tiles at a0 + aoff[s] and a1 + aoff[s].
-template <bool ROWS2, bool COLS2>
-QG_AMX void BlockOff(const uint8_t* a0, const uint8_t* a1, int64_t lda, const int64_t* aoff,
-                     const int8_t* b0, const int8_t* b1, int steps, const int32_t* init,
-                     int32_t* c, int64_t ldc_bytes) {
-  _tile_loadd(0, init, 0);
-  if (COLS2) _tile_loadd(1, init + 16, 0);
-  if (ROWS2) _tile_loadd(2, init, 0);
-  if (ROWS2 && COLS2) _tile_loadd(3, init + 16, 0);
-  for (int s = 0; s < steps; ++s) {
-    const int64_t off = aoff[s];
-    _tile_loadd(4, a0 + off, lda);
-    _tile_loadd(6, b0 + s * kTileBytes, kTileK);
-    _tile_dpbusd(0, 4, 6);
-    if (COLS2) {
-      _tile_loadd(7, b1 + s * kTileBytes, kTileK);
-      _tile_dpbusd(1, 4, 7);
-    }
-    if (ROWS2) {
-      _tile_loadd(5, a1 + off, lda);
-      _tile_dpbusd(2, 5, 6);
-      if (COLS2) _tile_dpbusd(3, 5, 7);
-    }
+// Block with the row and column pairs chosen at run time (tails of M and N).
+template <class A>
+QG_AMX void AnyBlock(bool rows2, bool cols2, const A& a, const int8_t* b0, const int8_t* b1,
+                     int steps, const int32_t* init, int32_t* c, int64_t ldc_bytes) {
+  if (rows2 && cols2) {
+    Block<true, true>(a, b0, b1, steps, init, c, ldc_bytes);
+  } else if (rows2) {
+    Block<true, false>(a, b0, b1, steps, init, c, ldc_bytes);
+  } else if (cols2) {
+    Block<false, true>(a, b0, b1, steps, init, c, ldc_bytes);
+  } else {
+    Block<false, false>(a, b0, b1, steps, init, c, ldc_bytes);
   }
-  const int64_t row16 = ldc_bytes / 4 * kTileRows;
-  _tile_stored(0, c, ldc_bytes);
-  if (COLS2) _tile_stored(1, c + 16, ldc_bytes);
-  if (ROWS2) _tile_stored(2, c + row16, ldc_bytes);
-  if (ROWS2 && COLS2) _tile_stored(3, c + row16 + 16, ldc_bytes);
+}
+
+// Every tile 16 rows x 64 bytes (A, B and C alike).
+QG_AMX void ConfigureTiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = kTileK;
+    cfg.rows[t] = kTileRows;
+  }
+  _tile_loadconfig(&cfg);
 }
 
 }  // namespace
@@ -151,12 +166,7 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
   const int64_t in_place_bytes = in_place_rows * in_place_ld;
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = kTileK;
-    cfg.rows[t] = kTileRows;
-  }
-  _tile_loadconfig(&cfg);
+  ConfigureTiles();
   const uint8_t* block_a[kMB / kTileRows + 1];
   int64_t block_lda[kMB / kTileRows + 1];
   const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
@@ -199,15 +209,7 @@ QG_AMX void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int
         const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
         int32_t* ci = crow + (n - n0);
         const int32_t* in = init + (n - n0);
-        if (rows2 && cols2) {
-          Block<true, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
-        } else if (rows2) {
-          Block<true, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
-        } else if (cols2) {
-          Block<false, true>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
-        } else {
-          Block<false, false>(a0, lda0, a1, lda1, b0, b1, steps, in, ci, ldc_bytes);
-        }
+        AnyBlock(rows2, cols2, StridedA{a0, lda0, a1, lda1}, b0, b1, steps, in, ci, ldc_bytes);
       }
       // The row pair's epilogue while its C rows are still in L1 / L2.
       const int first = i * kTileRows;
@@ -232,12 +234,7 @@ QG_AMX void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* b
   }
   const int32_t* init = ws->init.data();
   int32_t* c = ws->c.data();
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = kTileK;
-    cfg.rows[t] = kTileRows;
-  }
-  _tile_loadconfig(&cfg);
+  ConfigureTiles();
   const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;
   const size_t panel_bytes = static_cast<size_t>(b.Kq) * kNR;
   for (int i = 0; i < blocks; i += 2) {
@@ -251,15 +248,7 @@ QG_AMX void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* b
       const int8_t* b1 = cols2 ? b0 + panel_bytes : b0;
       int32_t* ci = crow + (n - n0);
       const int32_t* in = init + (n - n0);
-      if (rows2 && cols2) {
-        BlockOff<true, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
-      } else if (rows2) {
-        BlockOff<true, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
-      } else if (cols2) {
-        BlockOff<false, true>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
-      } else {
-        BlockOff<false, false>(a0, a1, ld, aoff, b0, b1, steps, in, ci, ldc_bytes);
-      }
+      AnyBlock(rows2, cols2, OffsetA{a0, ld, a1, ld, aoff}, b0, b1, steps, in, ci, ldc_bytes);
     }
     const int first = i * kTileRows;
     done(first, std::min(2 * kTileRows, rows - first), crow, ldc);
