@@ -1,6 +1,6 @@
 """The byte GEMM kernels (and QgQuantize) against numpy_reference.py, on every path this CPU
 has: the AMX tdpbusd kernel (16-row tiles, K padded to 64, rows in place), the AVX-512 VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows read in place,
-the masked AVX-512 epilogue) and the AVX2 vpmaddubsw kernel (pair-limited weights). Shapes are
+the masked AVX-512 epilogue, the implicit GEMM of stride-1 convs) and the AVX2 vpmaddubsw kernel (pair-limited weights). Shapes are
 odd on purpose: rows not a multiple of 12, columns not a multiple of 16 or 32, K not a multiple
 of 4, the stem's K = 27, strides, dilations, borders, summands, quint8 and float outputs. Each
 path runs in its own process (QG_CPU_PATH is read when the library loads): this file run as a
@@ -45,6 +45,13 @@ CONV_CASES = [
      "relu6", "float", True),
     ("1x3 SAME implicit C=128", (1, 4, 30, 128), (1, 3, 128, 96), (1, 1), "SAME", (1, 1),
      "relu", "quint8", False),
+    # the VNNI path's implicit GEMM: spans not a multiple of 4 (C = 3: each filter row's 9
+    # bytes padded to 12), only the 16-column kernel (N = 16), 32 + 16 columns (N = 80), rows
+    # not a multiple of 12 across several images
+    ("3x3 SAME implicit C=3 N=16", (2, 7, 9, 3), (3, 3, 3, 16), (1, 1), "SAME", (1, 1),
+     "relu", "quint8", False),
+    ("5x5 VALID implicit C=20 N=80", (2, 14, 13, 20), (5, 5, 20, 80), (1, 1), "VALID", (1, 1),
+     "relu6", "quint8", True),
 ]
 # (name, M, K, N, out_type)
 MATMUL_CASES = [

@@ -112,71 +112,86 @@ class GemmBase : public FusedBase {
                       [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
   }
 
-  // The weights of a conv run as an implicit GEMM (ConvImplicitAmx): each filter row's kw * C
-  // taps (contiguous in [kh, kw, C, N]) padded with zero weights to spanq (a multiple of 64),
-  // packed for AMX: K = kh * spanq.
+  // The weights of a conv run as an implicit GEMM (ConvImplicit): each filter row's kw * C
+  // taps (contiguous in [kh, kw, C, N]) padded with zero weights to spanq (a multiple of 64
+  // for AMX tiles, of 4 for VNNI's k-quads), packed for `path`: K = kh * spanq.
   std::shared_ptr<const PackedB> PackedWeightsImplicit(const Tensor& weights, int64_t kh,
-                                                       int64_t span, int64_t spanq, int N) {
-    return implicit_cache_.Get(
+                                                       int64_t span, int64_t spanq, int N,
+                                                       CpuPath path) {
+    WeightCache<PackedB>& cache = path == CpuPath::kAmx ? implicit_cache_ : implicit_vnni_cache_;
+    return cache.Get(
         weights, {kh, span, spanq, N}, fused_.constant_weights,
-        [kh, span, spanq, N](const int8_t* b, PackedB* out) {
+        [kh, span, spanq, N, path](const int8_t* b, PackedB* out) {
           std::vector<int8_t> padded(static_cast<size_t>(kh * spanq) * N, 0);
           for (int64_t i = 0; i < kh; ++i)
             std::memcpy(padded.data() + i * spanq * N, b + i * span * N, span * N);
-          PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, CpuPath::kAmx);
+          PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, path);
         });
   }
 
  private:
   WeightCache<PackedB> cache_;
   WeightCache<PackedB> implicit_cache_;
+  WeightCache<PackedB> implicit_vnni_cache_;
 };
 
 // The implicit GEMM may do at most this much more multiply work than the im2col GEMM (the
-// junk columns of the padded width, each filter row's taps padded to 64 bytes): copying the
-// windows costs about a sixth to a half of the GEMM on the AMX path (perf, Inception-v3).
-// (On the VNNI path the same scheme, one filter row a K segment of the 12 x 32 kernel, measured
-// no faster than im2col against its slower GEMM: Inception-v3 b8 0.88x vs 0.90x of onednn,
-// within noise, so it was left out.)
+// junk columns of the padded width, each filter row's taps padded to 64 bytes on AMX, to 4 on
+// VNNI): copying the windows costs about a sixth to a half of the GEMM on the AMX path (perf,
+// Inception-v3).
 constexpr double kImplicitMaxWork = 1.3;
+// On VNNI the copy weighs less against the slower GEMM: single ops at batch 8 (CPU ms, im2col
+// vs implicit; /tmp-style runs noted in docs/profile.md) 3x3 149x149x32->32 9.5 vs 6.1-7.3,
+// 147x147x32->64 16.1 vs 12.6-13.2, 35x35 and 7x1 shapes within noise, but 3x3 and 1x3 on
+// 8x8 (25% junk columns) 3.1 vs 3.5-4.0 and 1.0 vs 1.0-1.3: so a lower limit.
+constexpr double kImplicitMaxWorkVnni = 1.12;
 
 // QG_CONV_IMPLICIT=0 turns the implicit GEMM off (im2col everywhere), for comparisons; a value
-// above 1 replaces kImplicitMaxWork.
-double ImplicitMaxWork() {
-  static const double limit = [] {
+// above 1 replaces the path's limit.
+double ImplicitMaxWork(CpuPath path) {
+  static const double env_limit = [] {
     const char* env = std::getenv("QG_CONV_IMPLICIT");
-    if (env == nullptr || env[0] == '\0') return kImplicitMaxWork;
+    if (env == nullptr || env[0] == '\0') return -1.0;
     const double v = std::atof(env);
-    return v == 0 ? 0.0 : v > 1 ? v : kImplicitMaxWork;
+    return v == 0 ? 0.0 : v > 1 ? v : -1.0;
   }();
-  return limit;
+  if (env_limit >= 0) return env_limit;
+  return path == CpuPath::kAmx ? kImplicitMaxWork : kImplicitMaxWorkVnni;
 }
 
-// A stride-1 convolution on the AMX path, without im2col: the input is copied once with its
-// padding (zero_point) around it, [n, hp, wp, c] with hp = oh + kh - 1, wp = ow + kw - 1, and
-// output pixel (oy, ox) of an image becomes "virtual row" v = oy * wp + ox, whose window row
-// i is the kw * c contiguous bytes at (v + i * wp) * c. So an AMX A tile of 16 consecutive
-// virtual rows is one strided tile load (row stride c) per filter row and 64-byte step, straight
-// from the padded input. Rows with ox >= ow (across the right padding) are computed and thrown
-// away; bytes a tile reads past a span meet zero weights. The caller checks that it applies
-// (stride 1, no dilation, AMX weights, a padded copy of moderate size).
-void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
-                     const uint8_t* x, int zp, const Epilogue& epi, void* out) {
+// A stride-1 convolution without im2col, on AMX or AVX-512 VNNI: the input is copied once with
+// its padding (zero_point) around it, [n, hp, wp, c] with hp = oh + kh - 1, wp = ow + kw - 1,
+// and output pixel (oy, ox) of an image becomes "virtual row" v = oy * wp + ox, whose window
+// row i is the kw * c contiguous bytes at (v + i * wp) * c. So the A rows of a tile of
+// consecutive virtual rows are one strided read (row stride c) per filter row, straight from
+// the padded input: an AMX tile load per 64-byte step, or VNNI broadcasts k-quad by k-quad.
+// Rows with ox >= ow (across the right padding) are computed and thrown away; bytes read past
+// a span meet zero weights. The caller checks that it applies (stride 1, no dilation, weights
+// packed for b.byte_path by PackedWeightsImplicit, a padded copy of moderate size).
+void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
+                  const uint8_t* x, int zp, const Epilogue& epi, void* out) {
+  const bool amx = b.byte_path == CpuPath::kAmx;
+  const int tile = amx ? 16 : kMRV;  // rows a tile computes (the last one partly junk)
   const int64_t c = g.c, spanq = b.Kq / g.kh;
   const int64_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1;
   const int64_t img = hp * wp * c;
   const int64_t cout = b.N;
-  // The offset of each 64-byte K step from a row's first byte.
-  std::vector<int64_t> aoff(b.Kq / 64);
-  for (size_t s = 0; s < aoff.size(); ++s) {
-    const int64_t per = spanq / 64;
-    const int64_t i = static_cast<int64_t>(s) / per, q = static_cast<int64_t>(s) % per;
-    aoff[s] = i * wp * c + q * 64;
+  // AMX: the offset of each 64-byte K step from a row's first byte; VNNI: of each filter row.
+  std::vector<int64_t> aoff;
+  if (amx) {
+    aoff.resize(b.Kq / 64);
+    for (size_t s = 0; s < aoff.size(); ++s) {
+      const int64_t per = spanq / 64;
+      const int64_t i = static_cast<int64_t>(s) / per, q = static_cast<int64_t>(s) % per;
+      aoff[s] = i * wp * c + q * 64;
+    }
+  } else {
+    for (int64_t i = 0; i < g.kh; ++i) aoff.push_back(i * wp * c);
   }
   // The padded input, with slack after it for the junk rows of the last tile: its rows end at
-  // most 15 virtual rows and a padded span past the image.
+  // most 2 * tile virtual rows and a padded span past the image.
   thread_local AlignedVector<uint8_t> padded;
-  const int64_t slack = (32 + g.kw) * c + 128;
+  const int64_t slack = (2 * tile + g.kw) * c + spanq + 128;
   if (padded.size() < static_cast<size_t>(g.n * img + slack))
     padded.resize(static_cast<size_t>(g.n * img + slack));
   uint8_t* xp = padded.data();
@@ -199,9 +214,10 @@ void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB&
       std::memset(dst + (left + cols) * c, fill_byte, (wp - left - cols) * c);
     }
   });
-  // Work units: chunks of up to 6 tiles (96 virtual rows) of one image, x column ranges.
-  const int64_t V = g.oh * wp, tiles = (V + 15) / 16;
-  const int64_t per = (tiles + 5) / 6;
+  // Work units: chunks of up to 6 AMX tiles or 8 VNNI tiles (96 virtual rows) of one image, x
+  // column ranges.
+  const int64_t V = g.oh * wp, tiles = (V + tile - 1) / tile;
+  const int64_t per = (tiles + 96 / tile - 1) / (96 / tile);
   const int64_t tpc = (tiles + per - 1) / per, chunks = (tiles + tpc - 1) / tpc;
   const int panels = b.Np / kNR;
   int pps = panels;
@@ -211,7 +227,7 @@ void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB&
   }
   const int col_splits = (panels + pps - 1) / pps;
   const int64_t units = g.n * chunks * col_splits;
-  const int64_t cost = tpc * 16 * b.Kq * pps * kNR / 16;
+  const int64_t cost = tpc * tile * b.Kq * pps * kNR / 16;
   ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t u0, int64_t u1) {
     thread_local GemmWorkspace ws;
     for (int64_t u = u0; u < u1; ++u) {
@@ -219,9 +235,9 @@ void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB&
       const int64_t t = u / col_splits, bi = t / chunks, chunk = t % chunks;
       const int n0 = cs * pps * kNR;
       const int n1 = static_cast<int>(std::min<int64_t>(cout, (cs + 1) * pps * kNR));
-      const int64_t v0 = chunk * tpc * 16, v1 = std::min(V, v0 + tpc * 16);
+      const int64_t v0 = chunk * tpc * tile, v1 = std::min(V, v0 + tpc * tile);
       const uint8_t* base = xp + bi * img + v0 * c;
-      // Each finished row pair: its virtual rows inside the output (ox < ow), run by run.
+      // Each finished run of rows: its virtual rows inside the output (ox < ow), run by run.
       auto done = [&](int first, int count, const int32_t* acc, int ldc) {
         const int64_t w0 = v0 + first, w1 = std::min(v1, w0 + count);
         for (int64_t v = w0; v < w1;) {
@@ -237,8 +253,13 @@ void ConvImplicitAmx(OpKernelContext* ctx, const ConvGeometry& g, const PackedB&
           v = end;
         }
       };
-      GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, &ws,
-                        done);
+      if (amx) {
+        GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, &ws,
+                          done);
+      } else {
+        GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
+                           static_cast<int>(v1 - v0), n0, n1, &ws, done);
+      }
     }
   });
 }
@@ -270,18 +291,21 @@ class QgQuantizedConv2DOp : public GemmBase {
       return;
     }
     const int K = static_cast<int>(K64);
-    if (SelectedPath() == CpuPath::kAmx && g.sh == 1 && g.sw == 1 &&
-        g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1) {
-      const int64_t span = g.kw * g.c, spanq = (span + 63) / 64 * 64;
+    const CpuPath path = SelectedPath();
+    if (Avx512Path(path) && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
+        g.kh * g.kw > 1) {
+      const bool amx = path == CpuPath::kAmx;
+      const int64_t step = amx ? 64 : 4;  // K granule: an AMX tile's 64 bytes, a k-quad
+      const int64_t span = g.kw * g.c, spanq = (span + step - 1) / step * step;
       const int64_t wp = g.ow + g.kw - 1, hp = g.oh + g.kh - 1;
       const double work = static_cast<double>(g.kh * spanq) * wp /
-                          (static_cast<double>((K64 + 63) / 64 * 64) * g.ow);
+                          (static_cast<double>((K64 + step - 1) / step * step) * g.ow);
       // The padded copy may not dwarf the input (as PaddedTooLarge).
       const bool fits = hp * wp <= 4 * g.h * g.w + (int64_t{1} << 20) / std::max<int64_t>(1, g.c);
-      if (work <= ImplicitMaxWork() && fits) {
-        auto packed = PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout));
-        if (packed->byte_path == CpuPath::kAmx) {
-          ConvImplicitAmx(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
+      if (work <= ImplicitMaxWork(path) && fits) {
+        auto packed = PackedWeightsImplicit(f, g.kh, span, spanq, static_cast<int>(cout), path);
+        if (packed->byte_path == path) {
+          ConvImplicit(ctx, g, *packed, reinterpret_cast<const uint8_t*>(
                                             ctx->input(0).tensor_data().data()),
                        args.in.zero_point, args.epi, OutData(args));
           return;

@@ -175,6 +175,13 @@ using RowsDone = std::function<void(int first, int count, const int32_t* c, int 
 void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
                        const int64_t* aoff, int rows, int n0, int n1, GemmWorkspace* ws,
                        const RowsDone& done);
+// The same on AVX-512 VNNI (qg_gemm_vnni_u8.cc), b packed for vnni with K = nseg equal
+// segments (each a multiple of 4 bytes): row r's segment s lies at base + r * ld + soff[s].
+// Rows [0, rows) rounded up to a multiple of kMRV are computed (the caller keeps those bytes
+// readable); done gets all rows [0, rows) at the end.
+void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
+                        const int64_t* soff, int nseg, int rows, int n0, int n1,
+                        GemmWorkspace* ws, const RowsDone& done);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.

@@ -122,6 +122,127 @@ QG_VNNI void MicroVnniU8Tile12x2(const uint8_t* a, int lda, const int8_t* b, siz
 #undef QG_LOAD
 }
 
+// The implicit-GEMM tiles (GemmImplicitVnniU8): 12 rows x NV zmm over all of K in one call,
+// K in nseg segments of seg_quads k-quads; segment s of row r starts at
+// base + soff[s] + r * lda (one filter row of a stride-1 conv, read straight from the padded
+// input). The accumulators stay in registers across the segments, so there is no C reload
+// between filter rows (an earlier version called the 12 x 32 kernel once per segment and was
+// no faster than im2col). The values used only at the start, between segments and at the end
+// are memory operands: 9 general registers in the loop.
+#define QG_SEG_LOAD(r, z0, z1)                \
+  "movq %[startp], %%rax\n\t"                 \
+  "movq " #r "*8(%%rax), %%rax\n\t"           \
+  "vmovdqu32 (%%rax), %%zmm" #z0 "\n\t" QG_SEG_SECOND_LOAD(z1)
+#define QG_SEG_STORE(r, z0, z1)               \
+  "movq %[crowp], %%rax\n\t"                  \
+  "movq " #r "*8(%%rax), %%rax\n\t"           \
+  "vmovdqu32 %%zmm" #z0 ", (%%rax)\n\t" QG_SEG_SECOND_STORE(z1)
+#define QG_SEG_ROW(addr, x, z0, z1)                   \
+  "vpbroadcastd " addr ", %%zmm" #x "\n\t"            \
+  "vpdpbusd %%zmm24, %%zmm" #x ", %%zmm" #z0 "\n\t" QG_SEG_SECOND_DP(x, z1)
+#define QG_SEG_ALL_ROWS(X)                                                                  \
+  X(0, 0, 1) X(1, 2, 3) X(2, 4, 5) X(3, 6, 7) X(4, 8, 9) X(5, 10, 11) X(6, 12, 13)          \
+  X(7, 14, 15) X(8, 16, 17) X(9, 18, 19) X(10, 20, 21) X(11, 22, 23)
+#define QG_SEG_BODY                                                                         \
+  __asm__ volatile(                                                                         \
+      QG_SEG_ALL_ROWS(QG_SEG_LOAD)                                                          \
+      "3:\n\t"                                                                              \
+      "movq %[sp], %%rax\n\t"                                                               \
+      "movq (%%rax), %%rax\n\t"                                                             \
+      "addq $8, %[sp]\n\t"                                                                  \
+      "movq %[base], %[pa]\n\t"                                                             \
+      "addq %%rax, %[pa]\n\t"                                                               \
+      "leaq (%[pa],%[ld5]), %[pb]\n\t"                                                      \
+      "addq %[ld], %[pb]\n\t"                                                               \
+      "movq %[sq], %[k]\n\t"                                                                \
+      "1:\n\t"                                                                              \
+      "vmovdqu8 (%[b]), %%zmm24\n\t" QG_SEG_SECOND_B                                        \
+      QG_SEG_ROW("(%[pa])", 26, 0, 1)                                                       \
+      QG_SEG_ROW("(%[pa],%[ld])", 27, 2, 3)                                                 \
+      QG_SEG_ROW("(%[pa],%[ld],2)", 26, 4, 5)                                               \
+      QG_SEG_ROW("(%[pa],%[ld3])", 27, 6, 7)                                                \
+      QG_SEG_ROW("(%[pa],%[ld],4)", 26, 8, 9)                                               \
+      QG_SEG_ROW("(%[pa],%[ld5])", 27, 10, 11)                                              \
+      QG_SEG_ROW("(%[pb])", 26, 12, 13)                                                     \
+      QG_SEG_ROW("(%[pb],%[ld])", 27, 14, 15)                                               \
+      QG_SEG_ROW("(%[pb],%[ld],2)", 26, 16, 17)                                             \
+      QG_SEG_ROW("(%[pb],%[ld3])", 27, 18, 19)                                              \
+      QG_SEG_ROW("(%[pb],%[ld],4)", 26, 20, 21)                                             \
+      QG_SEG_ROW("(%[pb],%[ld5])", 27, 22, 23)                                              \
+      "addq $4, %[pa]\n\t"                                                                  \
+      "addq $4, %[pb]\n\t"                                                                  \
+      "addq $64, %[b]\n\t"                                                                  \
+      "decq %[k]\n\t"                                                                       \
+      "jnz 1b\n\t"                                                                          \
+      "decq %[ns]\n\t"                                                                      \
+      "jnz 3b\n\t"                                                                          \
+      QG_SEG_ALL_ROWS(QG_SEG_STORE)                                                         \
+      : [pa] "=&r"(pa), [pb] "=&r"(pb), [b] "+r"(b), [k] "=&r"(k), [sp] "+m"(sp),          \
+        [ns] "+m"(ns)                                                                       \
+      : [ld] "r"(ld), [ld3] "r"(ld3), [ld5] "r"(ld5), [bstride] "r"(bstride),              \
+        [base] "m"(base), [sq] "m"(sq), [startp] "m"(startp), [crowp] "m"(crowp)            \
+      : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",      \
+        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",       \
+        "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24",    \
+        "xmm25", "xmm26", "xmm27");
+
+// c[12][16 * NV] (row stride ldc) = init + rows [0, 12) of the segmented A . panels b,
+// b + bstride. seg_quads >= 1, nseg >= 1.
+using VnniSegKernel = void (*)(const uint8_t* base, int64_t lda, const int64_t* soff,
+                               int64_t nseg, int64_t seg_quads, const int8_t* b,
+                               size_t bstride, int32_t* c, int ldc, const int32_t* init);
+
+#define QG_SEG_PROLOGUE                                                     \
+  int32_t* crow[kMRV];                                                      \
+  const int32_t* start[kMRV];                                               \
+  for (int r = 0; r < kMRV; ++r) {                                          \
+    crow[r] = c + r * ldc;                                                  \
+    start[r] = init;                                                        \
+  }                                                                         \
+  int32_t* const* crowp = crow;                                             \
+  const int32_t* const* startp = start;                                     \
+  const int64_t ld = lda, ld3 = 3 * ld, ld5 = 5 * ld;                       \
+  const int64_t* sp = soff;                                                 \
+  int64_t ns = nseg, sq = seg_quads, k;                                     \
+  const uint8_t *pa, *pb;
+
+#define QG_SEG_SECOND_LOAD(z1) "vmovdqu32 64(%%rax), %%zmm" #z1 "\n\t"
+#define QG_SEG_SECOND_STORE(z1) "vmovdqu32 %%zmm" #z1 ", 64(%%rax)\n\t"
+#define QG_SEG_SECOND_DP(x, z1) "vpdpbusd %%zmm25, %%zmm" #x ", %%zmm" #z1 "\n\t"
+#define QG_SEG_SECOND_B "vmovdqu8 (%[b],%[bstride]), %%zmm25\n\t"
+QG_VNNI void MicroVnniU8Seg12x2(const uint8_t* base, int64_t lda, const int64_t* soff,
+                                int64_t nseg, int64_t seg_quads, const int8_t* b,
+                                size_t bstride, int32_t* c, int ldc, const int32_t* init) {
+  QG_SEG_PROLOGUE
+  QG_SEG_BODY
+}
+#undef QG_SEG_SECOND_LOAD
+#undef QG_SEG_SECOND_STORE
+#undef QG_SEG_SECOND_DP
+#undef QG_SEG_SECOND_B
+
+// The last 16 columns (NV = 1): the second accumulator of each row is left alone.
+#define QG_SEG_SECOND_LOAD(z1)
+#define QG_SEG_SECOND_STORE(z1)
+#define QG_SEG_SECOND_DP(x, z1)
+#define QG_SEG_SECOND_B
+QG_VNNI void MicroVnniU8Seg12x1(const uint8_t* base, int64_t lda, const int64_t* soff,
+                                int64_t nseg, int64_t seg_quads, const int8_t* b,
+                                size_t bstride, int32_t* c, int ldc, const int32_t* init) {
+  QG_SEG_PROLOGUE
+  QG_SEG_BODY
+}
+#undef QG_SEG_SECOND_LOAD
+#undef QG_SEG_SECOND_STORE
+#undef QG_SEG_SECOND_DP
+#undef QG_SEG_SECOND_B
+#undef QG_SEG_PROLOGUE
+#undef QG_SEG_BODY
+#undef QG_SEG_ALL_ROWS
+#undef QG_SEG_ROW
+#undef QG_SEG_STORE
+#undef QG_SEG_LOAD
+
 #define QG_KERNELS_FOR(NV)                                                                \
   {nullptr,              MicroVnniU8<1, NV>,  MicroVnniU8<2, NV>, MicroVnniU8<3, NV>,   \
    MicroVnniU8<4, NV>,   MicroVnniU8<5, NV>,  MicroVnniU8<6, NV>, MicroVnniU8<7, NV>,   \
@@ -195,4 +316,37 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
   }
 }
 
+QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base,
+                                int64_t ld, const int64_t* soff, int nseg, int rows, int n0,
+                                int n1, GemmWorkspace* ws, const RowsDone& done) {
+  static_assert(kNR == 16, "one packed panel is one zmm of int32");
+  const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
+  const int tiles = (rows + kMRV - 1) / kMRV;
+  if (ws->c.size() < static_cast<size_t>(tiles) * kMRV * ldc)
+    ws->c.resize(static_cast<size_t>(tiles) * kMRV * ldc);
+  ws->init.resize(ldc);
+  for (int n = 0; n < ldc; ++n) {
+    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
+    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  const int32_t* init = ws->init.data();
+  int32_t* c = ws->c.data();
+  const int64_t seg_quads = b.Kq / nseg / 4;
+  const size_t bstride = static_cast<size_t>(b.Kq) * kNR;
+  // Column pairs outside, row tiles inside (as GemmRowsVnniU8): a column pair's weights stay
+  // in L1 while the rows pass.
+  for (int n = n0; n < n1;) {
+    const int nv = n + 2 * kNR <= n0 + ldc ? 2 : 1;
+    for (int i = 0; i < tiles; ++i) {
+      (nv == 2 ? MicroVnniU8Seg12x2 : MicroVnniU8Seg12x1)(
+          base + static_cast<int64_t>(i) * kMRV * ld, ld, soff, nseg, seg_quads,
+          b.panel8(n / kNR), bstride, c + static_cast<size_t>(i) * kMRV * ldc + (n - n0), ldc,
+          init + (n - n0));
+    }
+    n += nv * kNR;
+  }
+  done(0, rows, c, ldc);
+}
+
 }  // namespace qg
+
