@@ -162,9 +162,9 @@ bool Run(const Case& t, std::mt19937* rng, bool timing) {
 }
 
 // The CPU's own ceilings, one thread: fp32 FMA (what a float conv can reach) and the AVX2
-// byte kernel's instruction triple (vpmaddubsw + vpmaddwd + vpaddd, 32 products), on
-// independent register chains with nothing loaded from memory. The weights change every
-// iteration, so the compiler cannot fold the products away.
+// byte kernel's instruction triple (vpmaddubsw + vpmaddwd + vpaddd, 32 products, bound by its
+// two multiplies), on independent register chains with nothing loaded from memory (FMA: the
+// operands change every iteration, so the compiler cannot fold the products away).
 constexpr long kCeilingIters = 100000000;
 
 __attribute__((noinline, target("avx2,fma"))) double FmaCeiling() {
@@ -188,48 +188,35 @@ __attribute__((noinline, target("avx2,fma"))) double FmaCeiling() {
 }
 
 __attribute__((noinline, target("avx2"))) double ByteCeiling() {
-  // In assembly, so that the compiler cannot spill: 6 accumulators (ymm0-5), 6 activation
-  // vectors (ymm6-11), the weights (ymm14, stepped each iteration) and the ones (ymm15).
+  // The triple's bound is its two multiply uops (vpmaddubsw, vpmaddwd) per 32 products: both
+  // issue on the same two ports, while its vpaddd can go to a third. So this times the multiply
+  // alone, on 12 independent register chains (latency 5 at 2 a cycle needs 10), and counts two
+  // multiplies per 32 products. (Timing the whole triple in a loop measured 80-90 GMAC/s here,
+  // below what the 6x16 kernel itself reaches: some of its adds land on the multiply ports.)
   long n = kCeilingIters;
   const std::clock_t c0 = std::clock();
   __asm__ volatile(
-      "vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
-      "vmovdqa %%ymm0, %%ymm1\n\tvmovdqa %%ymm0, %%ymm2\n\tvmovdqa %%ymm0, %%ymm3\n\t"
-      "vmovdqa %%ymm0, %%ymm4\n\tvmovdqa %%ymm0, %%ymm5\n\t"
       "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\tvpsrlw $15, %%ymm15, %%ymm15\n\t"  // ones
-      "vpaddw %%ymm15, %%ymm15, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm7\n\t"
-      "vpaddw %%ymm7, %%ymm15, %%ymm8\n\tvpaddw %%ymm8, %%ymm15, %%ymm9\n\t"
-      "vpaddw %%ymm9, %%ymm15, %%ymm10\n\tvpaddw %%ymm10, %%ymm15, %%ymm11\n\t"
-      "vmovdqa %%ymm11, %%ymm14\n\t"
+      "vmovdqa %%ymm15, %%ymm0\n\tvmovdqa %%ymm15, %%ymm1\n\tvmovdqa %%ymm15, %%ymm2\n\t"
+      "vmovdqa %%ymm15, %%ymm3\n\tvmovdqa %%ymm15, %%ymm4\n\tvmovdqa %%ymm15, %%ymm5\n\t"
+      "vmovdqa %%ymm15, %%ymm6\n\tvmovdqa %%ymm15, %%ymm7\n\tvmovdqa %%ymm15, %%ymm8\n\t"
+      "vmovdqa %%ymm15, %%ymm9\n\tvmovdqa %%ymm15, %%ymm10\n\tvmovdqa %%ymm15, %%ymm11\n\t"
       "1:\n\t"
-      "vpmaddubsw %%ymm14, %%ymm6, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpaddd %%ymm12, %%ymm0, %%ymm0\n\t"
-      "vpmaddubsw %%ymm14, %%ymm7, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpaddd %%ymm13, %%ymm1, %%ymm1\n\t"
-      "vpmaddubsw %%ymm14, %%ymm8, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpaddd %%ymm12, %%ymm2, %%ymm2\n\t"
-      "vpmaddubsw %%ymm14, %%ymm9, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpaddd %%ymm13, %%ymm3, %%ymm3\n\t"
-      "vpmaddubsw %%ymm14, %%ymm10, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpaddd %%ymm12, %%ymm4, %%ymm4\n\t"
-      "vpmaddubsw %%ymm14, %%ymm11, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpaddd %%ymm13, %%ymm5, %%ymm5\n\t"
-      "vpaddw %%ymm15, %%ymm14, %%ymm14\n\t"
+      "vpmaddwd %%ymm15, %%ymm0, %%ymm0\n\tvpmaddwd %%ymm15, %%ymm1, %%ymm1\n\t"
+      "vpmaddwd %%ymm15, %%ymm2, %%ymm2\n\tvpmaddwd %%ymm15, %%ymm3, %%ymm3\n\t"
+      "vpmaddwd %%ymm15, %%ymm4, %%ymm4\n\tvpmaddwd %%ymm15, %%ymm5, %%ymm5\n\t"
+      "vpmaddwd %%ymm15, %%ymm6, %%ymm6\n\tvpmaddwd %%ymm15, %%ymm7, %%ymm7\n\t"
+      "vpmaddwd %%ymm15, %%ymm8, %%ymm8\n\tvpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
+      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\tvpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"
       "dec %0\n\t"
       "jnz 1b\n\t"
       "vzeroupper\n\t"
       : "+r"(n)
       :
       : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+        "xmm10", "xmm11", "xmm15", "cc");
   const double secs = double(std::clock() - c0) / CLOCKS_PER_SEC;
-  return kCeilingIters * 6.0 * 32 / secs / 1e9;
+  return kCeilingIters * 12.0 / 2 * 32 / secs / 1e9;  // two multiplies per 32 products
 }
 
 // The AVX-512 ceilings: fp32 FMA on zmm (what float TF's oneDNN uses on such a CPU), vpdpbusd
