@@ -27,6 +27,16 @@ CONV_CASES = [
      "quint8", False),
     ("stem K=27", (1, 29, 31, 3), (3, 3, 3, 33), (2, 2), "VALID", (1, 1), "relu", "quint8",
      False),
+    # short window rows (kw * C <= 16 bytes) copied as 16-byte moves: borders (SAME), several
+    # images, the input's last bytes (16-byte reads would run past it), dilated rows, K = 9..75
+    ("stem SAME K=27 2 images", (2, 17, 21, 3), (3, 3, 3, 16), (2, 2), "SAME", (1, 1), "relu6",
+     "quint8", False),
+    ("3x3 C=4 dil2x1 SAME", (1, 12, 15, 4), (3, 3, 4, 24), (1, 1), "SAME", (2, 1), "none",
+     "float", False),
+    ("5x5 C=3 VALID K=75", (1, 13, 14, 3), (5, 5, 3, 20), (1, 1), "VALID", (1, 1), "relu",
+     "quint8", False),
+    ("3x3 C=1 SAME K=9", (2, 9, 40, 1), (3, 3, 1, 8), (1, 1), "SAME", (1, 1), "none", "quint8",
+     True),
     ("5x5 SAME", (1, 11, 10, 12), (5, 5, 12, 48), (1, 1), "SAME", (1, 1), "none", "quint8",
      True),
     ("1x1 s2 float summand", (1, 9, 8, 40), (1, 1, 40, 100), (2, 2), "SAME", (1, 1), "relu",
