@@ -196,8 +196,8 @@ def built():
     load_or_skip()
 
 
-@pytest.mark.parametrize("path,flag", [("amx", "amx_int8"), ("vnni", "avx512_vnni"), ("avx2", "avx2"),
-                                       ("portable", None)])
+@pytest.mark.parametrize("path,flag", [("amx", "amx_int8"), ("vnni", "avx512_vnni"),
+                                       ("avx2", "avx2"), ("portable", None)])
 def test_byte_kernels_match_the_reference(built, path, flag):
     if flag is not None and not _cpu_has(flag):
         pytest.skip(f"this CPU lacks {flag}: the {path} path cannot run here")

@@ -357,9 +357,10 @@ def test_avg_pool_every_window_sum(qg, window):
 
 
 def test_avg_pool_integer_rounding_matches_float_division():
-    """The AVX2 average's rint(sum / count) in 16-bit integer lanes (AvgDivider in
-    qg_pool_concat_avx2.cc), step by step with its wrap-around, against OPS.md's float32
-    division + rint, for every count 2..257 (count 1 is the sum) and every sum <= 255 * count."""
+    """The SIMD averages' rint(sum / count) in 16-bit integer lanes (AvgDivider in
+    qg_pool_concat_avx2.cc, AvgDivider512 in qg_pool_concat_avx512.cc), step by step with its
+    wrap-around, against OPS.md's float32 division + rint, for every count 2..257 (count 1 is
+    the sum) and every sum <= 255 * count."""
     def i16(v):
         return ((v & 0xFFFF) ^ 0x8000) - 0x8000
 

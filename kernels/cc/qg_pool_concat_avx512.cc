@@ -70,7 +70,8 @@ QG_AVX512 inline void MaxBytes(const uint8_t* p, int64_t stride, int count, int6
   if (k + 32 <= len) {  // a 32-byte tail as one ymm (Inception's 288 channels)
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
     for (int i = 1; i < n; ++i) {
-      v = _mm256_max_epu8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * stride + k)));
+      const uint8_t* row = p + i * stride + k;
+      v = _mm256_max_epu8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row)));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), v);
     k += 32;
@@ -78,7 +79,8 @@ QG_AVX512 inline void MaxBytes(const uint8_t* p, int64_t stride, int count, int6
   if (k < len) {
     const __mmask32 mk = Mask32(len - k);
     __m256i v = _mm256_maskz_loadu_epi8(mk, p + k);
-    for (int i = 1; i < n; ++i) v = _mm256_max_epu8(v, _mm256_maskz_loadu_epi8(mk, p + i * stride + k));
+    for (int i = 1; i < n; ++i)
+      v = _mm256_max_epu8(v, _mm256_maskz_loadu_epi8(mk, p + i * stride + k));
     _mm256_mask_storeu_epi8(out + k, mk, v);
   }
 }
@@ -111,7 +113,8 @@ QG_AVX512 void VerticalSum(const uint8_t* p, int64_t stride, int rows, int64_t l
     const __mmask32 mk = Mask32(len - k);
     __m512i a = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mk, p + k));
     for (int i = 1; i < n; ++i) {
-      a = _mm512_add_epi16(a, _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mk, p + i * stride + k)));
+      const __m256i row = _mm256_maskz_loadu_epi8(mk, p + i * stride + k);
+      a = _mm512_add_epi16(a, _mm512_cvtepu8_epi16(row));
     }
     _mm512_mask_storeu_epi16(out + k, mk, a);
   }
@@ -130,7 +133,8 @@ QG_AVX512 void AvgPixel(const uint16_t* p, int64_t c, int taps, const AvgDivider
   if (k < c) {
     const __mmask32 mk = Mask32(c - k);
     __m512i a = _mm512_maskz_loadu_epi16(mk, p + k);
-    for (int j = 1; j < n; ++j) a = _mm512_add_epi16(a, _mm512_maskz_loadu_epi16(mk, p + j * c + k));
+    for (int j = 1; j < n; ++j)
+      a = _mm512_add_epi16(a, _mm512_maskz_loadu_epi16(mk, p + j * c + k));
     _mm256_mask_storeu_epi8(out + k, mk, d.Round(a));
   }
 }
