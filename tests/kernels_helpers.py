@@ -34,7 +34,7 @@ def nhwc(v):
     return [1, v[0], v[1], 1]
 
 
-# Pools that reach every branch of the CPU pool loops, portable and AVX2 (kernels/cc/
+# Pools that reach every branch of the CPU pool loops, portable, AVX2 and AVX-512 (kernels/cc/
 # qg_pool_concat_*.cc): (input shape, ksize, strides, padding, fill) with fill None for random
 # bytes or one byte value everywhere.
 POOL_CASES = [
@@ -45,6 +45,7 @@ POOL_CASES = [
     ((1, 12, 10, 17), (4, 2), (1, 3), "SAME", None),  # 4 window rows, stride 3
     ((1, 7, 7, 1), (1, 1), (1, 1), "VALID", None),  # one tap, one channel
     ((1, 10, 13, 95), (2, 5), (2, 1), "SAME", None),  # 95 = 2 * 32 + 16 + 15
+    ((1, 9, 8, 100), (3, 3), (2, 2), "VALID", None),  # 100 = 64 + 32 + 4: zmm, ymm, masked
     ((1, 5, 300, 3), (1, 2), (1, 2), "VALID", None),  # long rows, few channels
     ((1, 16, 17, 20), (16, 17), (1, 1), "VALID", None),  # 272 taps: avg sums above u16
     ((1, 6, 6, 40), (3, 3), (1, 1), "SAME", 255),  # the largest sums

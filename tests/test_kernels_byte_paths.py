@@ -1,6 +1,8 @@
-"""The byte GEMM kernels (and QgQuantize) against numpy_reference.py, on every path this CPU
-has: the AMX tdpbusd kernel (16-row tiles, K padded to 64, rows in place), the AVX-512 VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows read in place,
-the masked AVX-512 epilogue, the implicit GEMM of stride-1 convs) and the AVX2 vpmaddubsw kernel (pair-limited weights). Shapes are
+"""The byte GEMM kernels (and QgQuantize, and the depthwise loops) against numpy_reference.py,
+on every path this CPU has: the AMX tdpbusd kernel (16-row tiles, K padded to 64, rows in
+place), the AVX-512 VNNI vpdpbusd kernel (any weights; 12 x 32 tiles, row and column tails, rows
+read in place, the masked AVX-512 epilogue, the implicit GEMM of stride-1 convs) and the AVX2
+vpmaddubsw kernel (pair-limited weights). Shapes are
 odd on purpose: rows not a multiple of 12, columns not a multiple of 16 or 32, K not a multiple
 of 4, the stem's K = 27, strides, dilations, borders, summands, quint8 and float outputs. Each
 path runs in its own process (QG_CPU_PATH is read when the library loads): this file run as a
@@ -27,6 +29,16 @@ CONV_CASES = [
      "quint8", False),
     ("stem K=27", (1, 29, 31, 3), (3, 3, 3, 33), (2, 2), "VALID", (1, 1), "relu", "quint8",
      False),
+    # short window rows (kw * C <= 16 bytes) copied as 16-byte moves: borders (SAME), several
+    # images, the input's last bytes (16-byte reads would run past it), dilated rows, K = 9..75
+    ("stem SAME K=27 2 images", (2, 17, 21, 3), (3, 3, 3, 16), (2, 2), "SAME", (1, 1), "relu6",
+     "quint8", False),
+    ("3x3 C=4 dil2x1 SAME", (1, 12, 15, 4), (3, 3, 4, 24), (1, 1), "SAME", (2, 1), "none",
+     "float", False),
+    ("5x5 C=3 VALID K=75", (1, 13, 14, 3), (5, 5, 3, 20), (1, 1), "VALID", (1, 1), "relu",
+     "quint8", False),
+    ("3x3 C=1 SAME K=9", (2, 9, 40, 1), (3, 3, 1, 8), (1, 1), "SAME", (1, 1), "none", "quint8",
+     True),
     ("5x5 SAME", (1, 11, 10, 12), (5, 5, 12, 48), (1, 1), "SAME", (1, 1), "none", "quint8",
      True),
     ("1x1 s2 float summand", (1, 9, 8, 40), (1, 1, 40, 100), (2, 2), "SAME", (1, 1), "relu",
@@ -52,6 +64,22 @@ CONV_CASES = [
      "relu", "quint8", False),
     ("5x5 VALID implicit C=20 N=80", (2, 14, 13, 20), (5, 5, 20, 80), (1, 1), "VALID", (1, 1),
      "relu6", "quint8", True),
+]
+# Depthwise, multiplier 1 (the AVX-512 loop on vnni/amx: blocks of 64 channels, the last one
+# partial, and stride-1 runs as "virtual pixels" of lcm(64, C) bytes with real pixels left over;
+# the AVX2 loop on avx2): (name, x shape, window, strides, padding, dilations, activation,
+# out_type).
+DEPTHWISE_CASES = [
+    ("C=1 s1 SAME", (2, 7, 150, 1), (3, 3), (1, 1), "SAME", (1, 1), "relu6", "quint8"),
+    ("C=7 s1 SAME", (1, 9, 140, 7), (3, 3), (1, 1), "SAME", (1, 1), "none", "quint8"),
+    ("C=8 s1 VALID dil2", (2, 11, 40, 8), (3, 3), (1, 1), "VALID", (2, 2), "relu6", "quint8"),
+    ("C=33 s1 SAME", (1, 8, 23, 33), (3, 3), (1, 1), "SAME", (1, 1), "relu", "quint8"),
+    ("C=65 s2 SAME", (2, 9, 13, 65), (3, 3), (2, 2), "SAME", (1, 1), "relu6", "quint8"),
+    ("C=97 s1 VALID 5x3", (1, 10, 19, 97), (5, 3), (1, 1), "VALID", (1, 1), "none", "quint8"),
+    ("C=144 s1 SAME", (1, 6, 17, 144), (3, 3), (1, 1), "SAME", (1, 1), "relu6", "quint8"),
+    ("C=96 s2 VALID", (1, 13, 12, 96), (3, 3), (2, 2), "VALID", (1, 1), "relu6", "quint8"),
+    ("C=33 s1 float", (2, 7, 21, 33), (3, 3), (1, 1), "SAME", (1, 1), "relu", "float"),
+    ("C=65 s3x1 float", (1, 11, 9, 65), (2, 4), (3, 1), "SAME", (1, 2), "none", "float"),
 ]
 # (name, M, K, N, out_type)
 MATMUL_CASES = [
@@ -133,6 +161,20 @@ def _worker():
                 out_type=tf.float32 if out_type == "float" else tf.quint8)[0])
             want = R.matmul(a, *RANGE_X, b, fs, bias, *RANGE_OUT, out_type=out_type)
             _report(f"matmul {name} pair_limited={pair_limited}", got, want, out_type)
+    rng = np.random.default_rng(11)
+    for name, xs, win, strides, padding, dil, act, out_type in DEPTHWISE_CASES:
+        c = xs[3]
+        x = rng.integers(0, 256, xs, dtype=np.uint8)
+        w = rng.integers(-128, 128, win + (c, 1), dtype=np.int8)  # -128 too
+        fs = rng.uniform(1e-3, 2e-2, c).astype(np.float32)
+        bias = rng.uniform(-1, 1, c).astype(np.float32)
+        got = np_out(qg.qg_quantized_depthwise_conv2d(
+            u8(x), s8(w), fs, bias, *RANGE_X, *RANGE_OUT, strides=nhwc(strides),
+            padding=padding, dilations=nhwc(dil), activation=act,
+            out_type=tf.float32 if out_type == "float" else tf.quint8)[0])
+        want = R.depthwise_conv2d(x, *RANGE_X, w, fs, bias, *RANGE_OUT, strides, padding, dil,
+                                  act, out_type)
+        _report(f"depthwise {name}", got, want, out_type)
     # QgQuantize at the graph's edge (AVX-512 on the vnni path): ties, NaN, infinities, a tail
     rng = np.random.default_rng(3)
     x = rng.uniform(-3, 9, 1037).astype(np.float32)
@@ -163,8 +205,8 @@ def built():
     load_or_skip()
 
 
-@pytest.mark.parametrize("path,flag", [("amx", "amx_int8"), ("vnni", "avx512_vnni"), ("avx2", "avx2"),
-                                       ("portable", None)])
+@pytest.mark.parametrize("path,flag", [("amx", "amx_int8"), ("vnni", "avx512_vnni"),
+                                       ("avx2", "avx2"), ("portable", None)])
 def test_byte_kernels_match_the_reference(built, path, flag):
     if flag is not None and not _cpu_has(flag):
         pytest.skip(f"this CPU lacks {flag}: the {path} path cannot run here")
@@ -175,7 +217,8 @@ def test_byte_kernels_match_the_reference(built, path, flag):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"PATH {path}" in proc.stdout
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("OK", "MISMATCH"))]
-    assert len(lines) == 2 * (len(CONV_CASES) + len(MATMUL_CASES)) + 1, proc.stdout
+    assert len(lines) == 2 * (len(CONV_CASES) + len(MATMUL_CASES)) + len(DEPTHWISE_CASES) + 1, \
+        proc.stdout
     bad = [line for line in lines if line.startswith("MISMATCH")]
     assert not bad, "\n".join(bad)
 

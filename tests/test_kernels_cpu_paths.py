@@ -41,8 +41,9 @@ def _worker(out_path):
     acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
                                   [], [], [], strides=[1, 1, 1, 1], padding="SAME",
                                   out_type=tf.float32)[0]
-    # depthwise: multiplier 1 runs the AVX2 loop (blocks of 32 channels, interior and border
-    # columns), multiplier 2 the portable loops on every path
+    # depthwise: multiplier 1 runs the AVX2 loop (blocks of 32 channels) on avx2, the AVX-512
+    # one (blocks of 64) on vnni and amx, interior and border columns; multiplier 2 the portable
+    # loops on every path
     dw = {}
     for key, c, mult, stride, padding, dil in (("dw40", 40, 1, 1, "SAME", 1),
                                                ("dw17", 17, 1, 2, "SAME", 1),

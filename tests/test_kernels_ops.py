@@ -195,16 +195,18 @@ def _depthwise_acc(qg, x, w, zp, strides, padding, dilations, constant_weights=F
         constant_weights=constant_weights, out_type=tf.float32)[0].numpy()
 
 
-@pytest.mark.parametrize("channels", [3, 17, 40, 72])
+@pytest.mark.parametrize("channels", [1, 3, 17, 33, 40, 65, 72, 97])
 @pytest.mark.parametrize("mult", [1, 2])
 @pytest.mark.parametrize("stride,padding,dilation", [(1, "SAME", 1), (2, "SAME", 1),
                                                      (1, "VALID", 2), (2, "VALID", 1),
                                                      (1, "SAME", 2)])
 def test_depthwise_vector_blocks_and_borders_exact(qg, channels, mult, stride, padding,
                                                    dilation):
-    """The AVX2 loop (multiplier 1) works on blocks of 32 channels (3, 17, 40, 72: partial
-    blocks), an interior without bounds checks and border columns/rows that read padding;
-    full int8 weights (-128 too) and zero points 0, 255 and in between."""
+    """The SIMD loops (multiplier 1) work on blocks of 32 (AVX2) or 64 (AVX-512) channels
+    (partial blocks here), an interior without bounds checks and border columns/rows that read
+    padding; full int8 weights (-128 too) and zero points 0, 255 and in between. Float output:
+    the AVX-512 loop's generic epilogue (tests/test_kernels_byte_paths.py has its fused quint8
+    one and its virtual pixels, on every path)."""
     rng = np.random.default_rng(channels * 100 + mult * 10 + stride + dilation)
     x = rng.integers(0, 256, (2, 11, 12, channels), dtype=np.uint8)
     w = rng.integers(-128, 128, (3, 3, channels, mult), dtype=np.int8)
@@ -355,9 +357,10 @@ def test_avg_pool_every_window_sum(qg, window):
 
 
 def test_avg_pool_integer_rounding_matches_float_division():
-    """The AVX2 average's rint(sum / count) in 16-bit integer lanes (AvgDivider in
-    qg_pool_concat_avx2.cc), step by step with its wrap-around, against OPS.md's float32
-    division + rint, for every count 2..257 (count 1 is the sum) and every sum <= 255 * count."""
+    """The SIMD averages' rint(sum / count) in 16-bit integer lanes (AvgDivider in
+    qg_pool_concat_avx2.cc, AvgDivider512 in qg_pool_concat_avx512.cc), step by step with its
+    wrap-around, against OPS.md's float32 division + rint, for every count 2..257 (count 1 is
+    the sum) and every sum <= 255 * count."""
     def i16(v):
         return ((v & 0xFFFF) ^ 0x8000) - 0x8000
 

@@ -2,6 +2,8 @@
 3x3 depthwise shapes of MobileNet-v2 (224x224): `python tools/bench_depthwise.py [--batch=1
 --threads=2 --runs=30]`. Both graphs hold the op (+ bias, Relu6) on constant inputs (constant
 folding off); median of interleaved runs. Set QG_CPU_PATH=portable to time the portable loops.
+--library loads another build of the op library (e.g. a copy of an older _qg_ops.so), so two
+builds can be compared, each in its own process.
 """
 import argparse
 import os
@@ -56,8 +58,9 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--library", default=None, help="op library to load (default: the built one)")
     args = p.parse_args()
-    qg = kernels.load()
+    qg = tf.load_op_library(args.library) if args.library else kernels.load()
     print(f"Qg CPU path: {qg.qg_cpu_path().numpy().decode()}, batch {args.batch}, "
           f"{args.threads} threads, median of {args.runs} interleaved runs")
     print("| shape | float ms | Qg int8 ms | float / int8 | float CPU ms | int8 CPU ms | ratio |")

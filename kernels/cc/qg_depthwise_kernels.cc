@@ -1,7 +1,9 @@
 // CPU kernel of QgQuantizedDepthwiseConv2D (kernels/OPS.md): a direct loop over output pixels,
 // then the fused epilogue (Epilogue::Row) per pixel.
 //
-// Channel multiplier 1 (every MobileNet) on the AVX2 path (SelectedPath() avx2 or vnni): 32
+// Channel multiplier 1 (every MobileNet) on the AVX-512 paths (vnni, amx): the AVX-512 loop of
+// qg_depthwise_avx512.cc (64 channels a block, vpdpbusd, its own fused epilogue;
+// qg_depthwise_simd.h). On the avx2 path: 32
 // channels at a time, taps in pairs. The raw u8 activations of two taps are interleaved and
 // widened to int16 pairs (x_t[c], x_t+1[c]), vpmaddwd multiplies them with the weight pairs
 // (w_t[c], w_t+1[c]) into int32 and vpaddd accumulates: sum_t x_t[c] * w_t[c], exact (each pair
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "qg_common.h"
+#include "qg_depthwise_simd.h"
 #include "qg_fused_base.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/util/work_sharder.h"
@@ -32,6 +35,9 @@ using ::tensorflow::TensorShape;
 
 constexpr int kDwBlock = 32;  // channels per AVX2 block (one 256-bit load of u8 activations)
 
+// Which loop runs: the portable loops, or (multiplier 1) the AVX2 or the AVX-512 loop.
+enum class DwLoop { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
 // The filter [kh, kw, C, mult] in the layouts the loops read.
 struct DwWeights {
   int64_t taps = 0, c = 0, mult = 0;
@@ -45,9 +51,11 @@ struct DwWeights {
   int64_t pairs = 0, blocks = 0;
   std::vector<int16_t> paired;
   std::vector<int32_t> wsum;  // [blocks * 32]: sum over taps of w_t[c] (0 beyond C)
+  DwAvx512Weights avx512;     // the AVX-512 loop's layout (qg_depthwise_simd.h)
+  DwAvx512Weights stream;     // its virtual pixels (blocks == 0 where they do not pay)
 };
 
-void PrepareDw(const int8_t* f, int64_t taps, int64_t c, int64_t mult, bool paired,
+void PrepareDw(const int8_t* f, int64_t taps, int64_t c, int64_t mult, DwLoop loop,
                DwWeights* out) {
   const int64_t cout = c * mult;
   out->taps = taps;
@@ -56,7 +64,12 @@ void PrepareDw(const int8_t* f, int64_t taps, int64_t c, int64_t mult, bool pair
   out->plain.assign(f, f + taps * cout);
   out->paired.clear();
   out->wsum.clear();
-  if (!paired || mult != 1) return;
+  out->stream = DwAvx512Weights();
+  if (loop == DwLoop::kAvx512) {
+    PrepareDwAvx512(f, taps, c, c, &out->avx512);
+    if (const int64_t cv = DwStreamChannels(c)) PrepareDwAvx512(f, taps, c, cv, &out->stream);
+  }
+  if (loop != DwLoop::kAvx2) return;
   out->pairs = (taps + 1) / 2;
   out->blocks = (c + kDwBlock - 1) / kDwBlock;
   out->paired.assign(out->blocks * out->pairs * 4 * 16, 0);
@@ -189,10 +202,14 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
     const int64_t rows = g.n * g.oh * g.ow;
     if (rows == 0 || cout == 0) return;
     const int64_t taps = g.kh * g.kw;  // <= kMaxReduction (Geometry)
-    const bool simd = mult == 1 && SelectedPath() != CpuPath::kPortable;
-    auto w = weights_.Get(f, {taps, g.c, mult, simd}, fused_.constant_weights,
-                          [&](const int8_t* bytes, DwWeights* out) {
-                            PrepareDw(bytes, taps, g.c, mult, simd, out);
+    const DwLoop loop = mult != 1                        ? DwLoop::kPortable
+                        : Avx512Path(SelectedPath())     ? DwLoop::kAvx512
+                        : SelectedPath() != CpuPath::kPortable ? DwLoop::kAvx2
+                                                         : DwLoop::kPortable;
+    const bool simd = loop != DwLoop::kPortable;
+    auto w = weights_.Get(f, {taps, g.c, mult, static_cast<int64_t>(loop)},
+                          fused_.constant_weights, [&](const int8_t* bytes, DwWeights* out) {
+                            PrepareDw(bytes, taps, g.c, mult, loop, out);
                           });
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
@@ -205,6 +222,13 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
       std::vector<int32_t> corr(w->wsum.size());
       for (size_t i = 0; i < corr.size(); ++i)
         corr[i] = static_cast<int32_t>(-static_cast<int64_t>(zp) * w->wsum[i]);
+      DwAvx512Call call512, stream;
+      if (loop == DwLoop::kAvx512) {
+        call512.Init(&w->avx512, taps, zp, &epi, out);
+        // Virtual pixels: stride 1 (a run's taps and outputs are contiguous), quint8 output.
+        if (w->stream.blocks > 0 && g.sw == 1) stream.Init(&w->stream, taps, zp, &epi, out);
+      }
+      const int64_t per_virtual = stream.m.empty() ? 0 : stream.c / g.c;
       // An input row of zero_point bytes (real 0): taps in the padding read it, so every pixel
       // runs the same loop; rows above and below the image are this row.
       std::vector<uint8_t> zrow(std::max(g.w * g.c, w->blocks * kDwBlock) + kDwBlock,
@@ -224,7 +248,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
           workers->NumThreads(), workers, g.n * g.oh, g.ow * taps * cout,
           [&](int64_t start, int64_t limit) {
             std::vector<int32_t> acc(cout);
-            std::vector<const uint8_t*> tap(2 * pairs), rowp(g.kh);
+            std::vector<const uint8_t*> tap(taps + 1), rowp(g.kh);
             std::vector<uint8_t> stage(2 * pairs * kDwBlock);
             int32_t tail[kDwBlock];
             auto set_taps = [&](int64_t ox, bool check) {
@@ -246,6 +270,13 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
               }
               const int64_t index = row * g.ow * cout;
               auto run = [&](int64_t ox, int64_t count) {
+                if (loop == DwLoop::kAvx512) {
+                  const int64_t k0 = per_virtual > 0 ? count / per_virtual * per_virtual : 0;
+                  if (k0 > 0) DwRunAvx512(stream, tap.data(), stream.c, 0, k0 / per_virtual,
+                                          index + ox * cout);
+                  DwRunAvx512(call512, tap.data(), g.sw * g.c, k0, count, index + ox * cout);
+                  return;
+                }
                 DwRunAvx2(tap.data(), g.sw * g.c, count, pairs, g.c, w->paired.data(),
                           corr.data(), acc.data(), stage.data(), tail, epi, index + ox * cout,
                           out, x_begin, x_end);

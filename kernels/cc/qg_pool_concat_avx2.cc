@@ -1,53 +1,22 @@
 // AVX2 loops of the pool and concat kernels (qg_pool_concat_simd.h). Compiled for AVX2 through
-// function target attributes only, so the library still loads on CPUs without it.
-//
-// Pools are separable: for one output row, the window's input rows are first combined
-// (max, or u16 sum) over every needed input column into a row buffer, then each output pixel
-// combines its kw columns of that buffer. Border windows only clip the row and column ranges;
-// no inner loop checks bounds.
+// function target attributes only, so the library still loads on CPUs without it. The pools
+// are separable (qg_pool_rows.h).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "qg_pool_concat_simd.h"
+#include "qg_pool_rows.h"
 
 namespace qg {
 namespace {
 
-// Per-thread scratch, grown as needed and reused across calls (no allocation per shard).
-uint8_t* ByteScratch(size_t n) {
-  thread_local std::vector<uint8_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
-uint16_t* WordScratch(size_t n) {
-  thread_local std::vector<uint16_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
-// The part of one output row's windows that lies inside the image.
-struct RowWindow {
-  const uint8_t* first_row;  // input row y0 of image b, column 0
-  int rows;                  // y1 - y0 >= 1
-  int64_t len;               // bytes of each input row the row's windows read: cols * c
-};
-
-RowWindow WindowOf(const PoolShape& s, const uint8_t* x, int64_t r) {
-  const int64_t b = r / s.oh, oy = r % s.oh;
-  const int64_t y0 = std::max<int64_t>(oy * s.sh - s.ph, 0);
-  const int64_t y1 = std::min<int64_t>(oy * s.sh - s.ph + s.kh, s.h);
-  const int64_t cols = std::min<int64_t>((s.ow - 1) * s.sw - s.pw + s.kw, s.w);
-  return {x + (b * s.h + y0) * s.w * s.c, static_cast<int>(y1 - y0), cols * s.c};
-}
-
-// Columns [x0, x1) of output column ox's window.
-inline void Cols(const PoolShape& s, int64_t ox, int64_t* x0, int64_t* x1) {
-  *x0 = std::max<int64_t>(ox * s.sw - s.pw, 0);
-  *x1 = std::min<int64_t>(ox * s.sw - s.pw + s.kw, s.w);
-}
+using pool_rows::ByteScratch;
+using pool_rows::Cols;
+using pool_rows::RowWindow;
+using pool_rows::WindowOf;
+using pool_rows::WordScratch;
 
 // 16 u16 lanes holding values <= 255 -> 16 bytes (packus works per 128-bit lane; the
 // permute puts the two halves back together).
@@ -176,22 +145,6 @@ __attribute__((target("avx2"))) void AvgPixel(const uint16_t* p, int64_t c, int 
   }
 }
 
-// F<1>, F<2>, F<3> or F<0> (run-time count) for n.
-#define QG_BY_COUNT(n, F, ...) \
-  switch (n) {                 \
-    case 1:                    \
-      F<1>(__VA_ARGS__);       \
-      break;                   \
-    case 2:                    \
-      F<2>(__VA_ARGS__);       \
-      break;                   \
-    case 3:                    \
-      F<3>(__VA_ARGS__);       \
-      break;                   \
-    default:                   \
-      F<0>(__VA_ARGS__);       \
-  }
-
 // RequantByte on 8 bytes -> 8 int32 lanes in [0, 255].
 struct Requant8 {
   __m256i zp, magic_bits;
@@ -223,7 +176,7 @@ __attribute__((target("avx2"))) void MaxPoolRowsAvx2(const PoolShape& s, const u
     const uint8_t* vb = win.first_row;  // a single row needs no vertical pass
     if (win.rows > 1) {
       uint8_t* buf = ByteScratch(win.len);
-      QG_BY_COUNT(win.rows, VerticalMax, win.first_row, row_stride, win.rows, win.len, buf);
+      QG_POOL_BY_COUNT(win.rows, VerticalMax, win.first_row, row_stride, win.rows, win.len, buf);
       vb = buf;
     }
     uint8_t* out = y + r * s.ow * c;
@@ -231,7 +184,7 @@ __attribute__((target("avx2"))) void MaxPoolRowsAvx2(const PoolShape& s, const u
       int64_t x0, x1;
       Cols(s, ox, &x0, &x1);
       const int taps = static_cast<int>(x1 - x0);
-      QG_BY_COUNT(taps, MaxPixel, vb + x0 * c, c, taps, out);
+      QG_POOL_BY_COUNT(taps, MaxPixel, vb + x0 * c, c, taps, out);
     }
   }
 }
@@ -245,7 +198,7 @@ __attribute__((target("avx2"))) void AvgPoolRowsAvx2(const PoolShape& s, const u
     // u16 sums: <= 255 * kh after the vertical pass, <= 255 * kh * kw <= 65535 after the
     // horizontal one (kh * kw <= kAvgPoolMaxTaps).
     uint16_t* vs = WordScratch(win.len);
-    QG_BY_COUNT(win.rows, VerticalSum, win.first_row, row_stride, win.rows, win.len, vs);
+    QG_POOL_BY_COUNT(win.rows, VerticalSum, win.first_row, row_stride, win.rows, win.len, vs);
     uint8_t* out = y + r * s.ow * c;
     for (int64_t ox = 0; ox < s.ow; ++ox, out += c) {
       int64_t x0, x1;
@@ -253,7 +206,7 @@ __attribute__((target("avx2"))) void AvgPoolRowsAvx2(const PoolShape& s, const u
       const int taps = static_cast<int>(x1 - x0);
       const int count = win.rows * taps;
       if (count != d.count) d = AvgDivider(count);
-      QG_BY_COUNT(taps, AvgPixel, vs + x0 * c, c, taps, d, out);
+      QG_POOL_BY_COUNT(taps, AvgPixel, vs + x0 * c, c, taps, d, out);
     }
   }
 }
@@ -278,7 +231,5 @@ __attribute__((target("avx2"))) void RequantRowsAvx2(const uint8_t* src, int64_t
     for (; k < len; ++k) dst[k] = RequantByte(src[k], zero_point, ratio, zp_out);
   }
 }
-
-#undef QG_BY_COUNT
 
 }  // namespace qg

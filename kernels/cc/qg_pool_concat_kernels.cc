@@ -1,6 +1,7 @@
 // CPU kernels of QgQuantizedMaxPool, QgQuantizedAvgPool and QgQuantizedConcat (kernels/OPS.md).
-// The portable loops are here; on the avx2 (or vnni) path the AVX2 loops of
-// qg_pool_concat_avx2.cc run instead, with bit-identical results.
+// The portable loops are here; on the avx2 path the AVX2 loops of qg_pool_concat_avx2.cc run
+// instead, on the vnni and amx paths the AVX-512 ones of qg_pool_concat_avx512.cc, with
+// bit-identical results.
 #include <array>
 #include <cstring>
 
@@ -47,6 +48,7 @@ class QgPoolOp : public OpKernel {
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const bool simd = SelectedPath() != CpuPath::kPortable &&
                       (kMax || static_cast<int64_t>(kh) * kw <= kAvgPoolMaxTaps);
+    const bool avx512 = Avx512Path(SelectedPath());
     if (simd) {
       // One unit is one output row: the vertical pass reads kh input rows, the horizontal
       // one kw columns per pixel.
@@ -54,9 +56,9 @@ class QgPoolOp : public OpKernel {
                           (eh * std::min<int64_t>(sw, w) + ew) * ow * c,
                           [&](int64_t s0, int64_t s1) {
                             if (kMax) {
-                              MaxPoolRowsAvx2(g, x, y, s0, s1);
+                              (avx512 ? MaxPoolRowsAvx512 : MaxPoolRowsAvx2)(g, x, y, s0, s1);
                             } else {
-                              AvgPoolRowsAvx2(g, x, y, s0, s1);
+                              (avx512 ? AvgPoolRowsAvx512 : AvgPoolRowsAvx2)(g, x, y, s0, s1);
                             }
                           });
       return;
@@ -142,6 +144,7 @@ class QgQuantizedConcatOp : public OpKernel {
     uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
     const int64_t out_row = total * inner;
     const bool simd = SelectedPath() != CpuPath::kPortable;
+    const auto requant = Avx512Path(SelectedPath()) ? RequantRowsAvx512 : RequantRowsAvx2;
     const float zp_out = static_cast<float>(out_range.zero_point);
     // Each input's bytes and the length of one of its rows, read once (not per row).
     std::vector<const uint8_t*> srcs(n);
@@ -166,7 +169,7 @@ class QgQuantizedConcatOp : public OpKernel {
                 std::memcpy(dst, src, len);
               }
             } else if (simd) {
-              RequantRowsAvx2(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
+              requant(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
             } else {
               const uint8_t* t = tables[i].data();
               for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {

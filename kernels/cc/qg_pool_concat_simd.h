@@ -1,8 +1,11 @@
-// AVX2 loops of QgQuantizedMaxPool, QgQuantizedAvgPool and QgQuantizedConcat (TF-free).
+// AVX2 and AVX-512 loops of QgQuantizedMaxPool, QgQuantizedAvgPool and QgQuantizedConcat
+// (TF-free).
 //
-// Compiled through function target attributes only (qg_pool_concat_avx2.cc), like the GEMM's
-// AVX2 micro-kernels, and called only when qg::SelectedPath() is avx2 or better; results are
-// bit-identical to the portable loops in qg_pool_concat_kernels.cc (kernels/OPS.md):
+// Compiled through function target attributes only (qg_pool_concat_avx2.cc,
+// qg_pool_concat_avx512.cc), like the GEMM's micro-kernels; the AVX2 loops run on the avx2
+// path, the AVX-512 ones (the same algorithms, 64 bytes a step, tails under masks) on the
+// vnni and amx paths (Avx512Path). Results are bit-identical to the portable loops in
+// qg_pool_concat_kernels.cc (kernels/OPS.md):
 //   max  exact by construction (byte max);
 //   avg  integer window sums (u16, exact while the window has at most 257 taps, since
 //        255 * 257 = 65535), then rint(sum / count) in integers (multiply-high, shift,
@@ -40,7 +43,7 @@ inline uint8_t RequantByte(int q, int zero_point, float ratio, float zp_out) {
   return static_cast<uint8_t>(static_cast<int>(RoundHalfEven(v)));
 }
 
-// The largest window the AVX2 average pool takes (its u16 sums must not overflow).
+// The largest window the SIMD average pools take (their u16 sums must not overflow).
 constexpr int kAvgPoolMaxTaps = 257;
 
 // Output rows [r0, r1) of the n * oh output rows (each row is ow pixels x c channels).
@@ -52,6 +55,12 @@ void AvgPoolRowsAvx2(const PoolShape& s, const uint8_t* x, uint8_t* y, int64_t r
 // apart (one input's slice of the concat output).
 void RequantRowsAvx2(const uint8_t* src, int64_t len, int64_t rows, uint8_t* dst,
                      int64_t dst_stride, int zero_point, float ratio, float zp_out);
+
+// The same three on the AVX-512 paths.
+void MaxPoolRowsAvx512(const PoolShape& s, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
+void AvgPoolRowsAvx512(const PoolShape& s, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
+void RequantRowsAvx512(const uint8_t* src, int64_t len, int64_t rows, uint8_t* dst,
+                       int64_t dst_stride, int zero_point, float ratio, float zp_out);
 
 }  // namespace qg
 
