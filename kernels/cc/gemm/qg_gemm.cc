@@ -196,10 +196,10 @@ static void PackB8(const int8_t* b, int K, int N, int ldb, PackedB* out, int kst
   }
 }
 
-// K blocks of about equal size, each at most kKC and a multiple of `step`: an even split
+// K blocks of about equal size, each at most `limit` and a multiple of `step`: an even split
 // leaves no short last block whose C tile loads and stores would cost more than its products.
-static int KBlock(int k, int step) {
-  const int blocks = (k + kKC - 1) / kKC;
+static int KBlock(int k, int step, int limit = kKC) {
+  const int blocks = (k + limit - 1) / limit;
   const int per = (k + blocks - 1) / blocks;
   return (per + step - 1) / step * step;
 }
@@ -229,7 +229,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
     return;
   }
   const bool direct = in_place != nullptr && Kq == b.K;
-  const int kc = KBlock(Kq, 4);
+  const int kc = KBlock(Kq, 4, kKCU8);
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
   const uint8_t* panel_a[kMB / kMR];
