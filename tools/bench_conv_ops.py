@@ -1,5 +1,5 @@
 """QgQuantizedConv2D against oneDNN's int8 conv (QuantizedConv2DWithBiasAndReluAndRequantize,
-what --target=onednn writes), op by op, on Inception-v3's conv shapes:
+what --target=onednn writes), op by op, on Inception-v3's conv shapes and ResNet-50's 3x3s:
 
     python tools/bench_conv_ops.py [--batch 8 --runs 15 --only 7x1 --weight_max 127]
 
@@ -43,6 +43,12 @@ SHAPES = [
     ("3x3 8x8x448->384", 8, 8, 448, 3, 3, 384, 1, "SAME"),
     ("1x3 8x8x384->384", 8, 8, 384, 1, 3, 384, 1, "SAME"),
     ("1x1 8x8x2048->448", 8, 8, 2048, 1, 1, 448, 1, "SAME"),
+    # ResNet-50 (224x224): the stem and the 3x3 convs of its four stages
+    ("resnet 7x7/2 224x224x3->64", 224, 224, 3, 7, 7, 64, 2, "SAME"),
+    ("resnet 3x3 56x56x64->64", 56, 56, 64, 3, 3, 64, 1, "SAME"),
+    ("resnet 3x3 28x28x128->128", 28, 28, 128, 3, 3, 128, 1, "SAME"),
+    ("resnet 3x3 14x14x256->256", 14, 14, 256, 3, 3, 256, 1, "SAME"),
+    ("resnet 3x3 7x7x512->512", 7, 7, 512, 3, 3, 512, 1, "SAME"),
 ]
 
 
