@@ -39,6 +39,11 @@ CONV_CASES = [
      "quint8", False),
     ("3x3 C=1 SAME K=9", (2, 9, 40, 1), (3, 3, 1, 8), (1, 1), "SAME", (1, 1), "none", "quint8",
      True),
+    # rows of 17..32 bytes as 32-byte moves: ResNet's 7x7/2 stem on RGB (21 bytes), 30 bytes
+    ("7x7/2 SAME C=3 K=147 2 images", (2, 23, 21, 3), (7, 7, 3, 20), (2, 2), "SAME", (1, 1),
+     "relu", "quint8", False),
+    ("5x5/2 VALID C=6 K=150", (1, 17, 19, 6), (5, 5, 6, 24), (2, 2), "VALID", (1, 1), "none",
+     "float", True),
     ("5x5 SAME", (1, 11, 10, 12), (5, 5, 12, 48), (1, 1), "SAME", (1, 1), "none", "quint8",
      True),
     ("1x1 s2 float summand", (1, 9, 8, 40), (1, 1, 40, 100), (2, 2), "SAME", (1, 1), "relu",

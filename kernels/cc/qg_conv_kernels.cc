@@ -36,23 +36,25 @@ inline void CopyBytes(void* dst, const void* src, size_t n) {
   for (; i < n; ++i) d[i] = s[i];
 }
 
-// `count` im2col rows of windows whose kh rows are short (span <= 16 bytes: 9 for a 3x3 conv on
-// RGB, the stem) and inside the input: window k's row i at src + k * step + i * row_step, GEMM
-// row k at dst + k * ld, then `rows_after` more rows of the filler's call. Each window row is
-// one 16-byte move where the input has 16 bytes there (before src_end) and the call's rows
-// have room: the bytes written past a window row are
-// overwritten by the next window row or GEMM row, or are the row's padding to Kq, which meets
-// zero weights. Locals only: through references, every byte store made the loop reload the
-// geometry (the 9-byte copies of the generic filler were half of the stem's time).
+// `count` im2col rows of windows whose kh rows are short (span <= W bytes, W = 16 or 32: 9
+// bytes for a 3x3 conv on RGB, the stem; 21 for ResNet's 7x7 one) and inside the input:
+// window k's row i at src + k * step + i * row_step, GEMM row k at dst + k * ld, then
+// `rows_after` more rows of the filler's call. Each window row is one W-byte move where the
+// input has W bytes there (before src_end) and the call's rows have room: the bytes written
+// past a window row are overwritten by the next window row or GEMM row, or are the row's
+// padding to Kq, which meets zero weights. Locals only: through references, every byte store
+// made the loop reload the geometry (the 9-byte copies of the generic filler were half of the
+// stem's time).
+template <int W>
 inline void CopyShortWindows(const uint8_t* src, int64_t step, int64_t row_step, int64_t kh,
                              int64_t span, int count, int rows_after, uint8_t* dst, int64_t ld,
                              const uint8_t* src_end) {
   for (int k = 0; k < count; ++k, src += step, dst += ld) {
     const int64_t room = static_cast<int64_t>(count - k + rows_after) * ld;
-    const bool wide = src + (kh - 1) * row_step + 16 <= src_end;
+    const bool wide = src + (kh - 1) * row_step + W <= src_end;
     for (int64_t i = 0; i < kh; ++i) {
-      if (wide && i * span + 16 <= room) {
-        std::memcpy(dst + i * span, src + i * row_step, 16);
+      if (wide && i * span + W <= room) {
+        std::memcpy(dst + i * span, src + i * row_step, W);
       } else {
         CopyBytes(dst + i * span, src + i * row_step, span);
       }
@@ -395,7 +397,7 @@ class QgQuantizedConv2DOp : public GemmBase {
       const int64_t ox_hi = std::max(
           ox_lo, std::min(g.ow, g.w - 1 - x_last + g.pw >= 0
                                     ? (g.w - 1 - x_last + g.pw) / g.sw + 1 : 0));
-      const bool short_rows = g.dw == 1 && span <= 16;
+      const bool short_rows = g.dw == 1 && span <= 32;
       const uint8_t* x_end = x + g.n * g.h * row_stride;
       // A run of rows: one division for its first pixel, then steps (divisions per row cost
       // as much as copying a 27-byte window); runs of short interior windows in one output row
@@ -408,9 +410,15 @@ class QgQuantizedConv2DOp : public GemmBase {
           const int64_t y0 = oy * g.sh - g.ph;
           if (short_rows && ox >= ox_lo && ox < ox_hi && y0 >= 0 && y0 + y_last < g.h) {
             const int n = static_cast<int>(std::min<int64_t>(count - i, ox_hi - ox));
-            CopyShortWindows(x + ((b * g.h + y0) * g.w + ox * g.sw - g.pw) * c, g.sw * c,
-                             g.dh * row_stride, g.kh, span, n, count - i - n,
-                             dst + static_cast<int64_t>(i) * ld, ld, x_end);
+            const uint8_t* src = x + ((b * g.h + y0) * g.w + ox * g.sw - g.pw) * c;
+            uint8_t* rows_dst = dst + static_cast<int64_t>(i) * ld;
+            if (span <= 16) {
+              CopyShortWindows<16>(src, g.sw * c, g.dh * row_stride, g.kh, span, n,
+                                   count - i - n, rows_dst, ld, x_end);
+            } else {
+              CopyShortWindows<32>(src, g.sw * c, g.dh * row_stride, g.kh, span, n,
+                                   count - i - n, rows_dst, ld, x_end);
+            }
             i += n;
             ox += n;
           } else {
