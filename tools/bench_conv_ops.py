@@ -62,7 +62,8 @@ def graphs(qg, batch, h, w, c, kh, kw, cout, stride, padding, weight_max):
         y_qg = qg.qg_quantized_conv2d(
             tf.constant(x, tf.quint8), tf.constant(f, tf.qint8),
             np.full(cout, 1e-3, np.float32), np.zeros(cout, np.float32), 0.0, 1.0, 0.0, 6.0,
-            [], [], [], strides=strides, padding=padding, activation="relu")[0]
+            [], [], [], strides=strides, padding=padding, activation="relu",
+            constant_weights=True)[0]  # as the kernels target writes it: weights packed once
     with g_dnn.as_default():
         y_dnn = tf.raw_ops.QuantizedConv2DWithBiasAndReluAndRequantize(
             input=tf.constant(x, tf.quint8), filter=tf.constant(f, tf.qint8),

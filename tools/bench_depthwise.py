@@ -49,7 +49,8 @@ def build(qg, shape, stride):
         w = tf.constant(rng.integers(-127, 128, (3, 3, c, 1), dtype=np.int8), tf.qint8)
         y_q = qg.qg_quantized_depthwise_conv2d(
             x, w, np.full(c, 1e-3, np.float32), np.zeros(c, np.float32), -1.0, 1.0, 0.0, 6.0,
-            strides=strides, padding="SAME", activation="relu6")[0]
+            strides=strides, padding="SAME", activation="relu6",
+            constant_weights=True)[0]  # as quantize_graph writes it: weights prepared once
     return (g_f, y_f.op), (g_q, y_q.op)
 
 

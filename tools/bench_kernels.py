@@ -52,7 +52,7 @@ def build(qg, shape, kh, kw, cout, stride, padding, weight_max=127):
         y_q = qg.qg_quantized_conv2d(x, w, np.full(cout, 1e-3, np.float32),
                                      np.zeros(cout, np.float32), 0.0, 1.0, 0.0, 6.0, [], [], [],
                                      strides=[1, stride, stride, 1], padding=padding,
-                                     activation="relu")[0]
+                                     activation="relu", constant_weights=True)[0]
     # run as targets (nothing fetched): the time is the op's, not a copy of its output
     return (g_f, y_f.op), (g_q, y_q.op)
 
