@@ -30,3 +30,18 @@ _TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeL
 
 def without_tf_logs(stderr):
     return "".join(l for l in stderr.splitlines(keepends=True) if not _TF_LOG_LINE.match(l))
+
+
+@pytest.fixture
+def fed_examples(monkeypatch):
+    """The batch size of every run of a float graph (GraphRunner.run) from here on: how often
+    calibration data went through the graph."""
+    from quantize_graph import runner
+    fed = []
+    run = runner.GraphRunner.run
+
+    def counting(self, outputs, feeds):
+        fed.append(len(next(iter(feeds.values()))))
+        return run(self, outputs, feeds)
+    monkeypatch.setattr(runner.GraphRunner, "run", counting)
+    return fed

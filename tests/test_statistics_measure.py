@@ -1,7 +1,6 @@
 """statistics/measure.py: one run of the float graph gives every consumer's statistics."""
 import numpy as np
 
-from quantize_graph import runner
 from quantize_graph.calibration_data import batches
 from quantize_graph.pipeline import Options, run_pipeline
 from quantize_graph.runner import run_graph
@@ -24,17 +23,10 @@ def test_one_pass_gives_ranges_means_and_maxima():
     np.testing.assert_array_equal(got.maxima["pool"], pool.reshape(-1, 4).max(axis=0))
 
 
-def test_calibration_data_runs_through_the_float_graph_once(monkeypatch):
+def test_calibration_data_runs_through_the_float_graph_once(fed_examples):
     """Ranges and bias correction's means come from the same run (kernels target)."""
-    fed = []
-    run = runner.GraphRunner.run
-
-    def counting(self, outputs, feeds):
-        fed.append(len(next(iter(feeds.values()))))
-        return run(self, outputs, feeds)
-    monkeypatch.setattr(runner.GraphRunner, "run", counting)
     graph_def, inp, out = conv_relu_pool_graph()
     data = RNG.uniform(-1, 1, [5, 8, 8, 3]).astype(np.float32)
     _, report = run_pipeline(graph_def, [out], Options(target="kernels", calibration_inputs={inp: data}))
     assert report.range_source.startswith("ranges from calibration data")
-    assert sum(fed) == 5 and len(fed) == 5  # batch 1: five runs, each example once
+    assert sum(fed_examples) == 5 and len(fed_examples) == 5  # batch 1: five runs, each example once
