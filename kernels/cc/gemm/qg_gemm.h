@@ -13,7 +13,7 @@
 //            (PackedB::pairs_fit), else vpmaddwd + vpaddd on int16 pairs
 //   portable plain C++ on int16 pairs
 // (MicroVnni, vpdpwssd on int16 pairs, is kept for gemm-check's comparison only.)
-// QG_CPU_PATH=vnni|avx2|portable forces one; forcing one this CPU lacks is an error reported by
+// QG_CPU_PATH=amx|vnni|avx2|portable forces one; forcing one this CPU lacks is an error reported by
 // PathError() (the ops refuse to run), never an illegal instruction.
 #ifndef QG_KERNELS_CC_GEMM_QG_GEMM_H_
 #define QG_KERNELS_CC_GEMM_QG_GEMM_H_

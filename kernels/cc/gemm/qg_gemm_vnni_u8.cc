@@ -6,6 +6,8 @@
 // NV = 1 for the last 16): 24 accumulators, 2 weight vectors and the broadcast row value fill
 // 27 of the 32 zmm registers, and 24 independent vpdpbusd chains cover its latency (5 cycles)
 // at two per cycle. Each step loads 2 weight vectors and 12 broadcast dwords for 24 vpdpbusd.
+// GemmRowsVnniU8 runs them on im2col (or in-place) rows; GemmImplicitVnniU8 on rows read from
+// a padded input, one K segment per filter row (the 12-row tiles MicroVnniU8Seg12x2 / 12x1).
 // Compiled through function target attributes; chosen at run time (PackedB::byte_path).
 #include <immintrin.h>
 
