@@ -204,6 +204,18 @@ static int KBlock(int k, int step, int limit = kKC) {
   return (per + step - 1) / step * step;
 }
 
+const int32_t* ZeroPointInit(const PackedB& b, int zero_point, int n0, int ldc,
+                             GemmWorkspace* ws) {
+  // sum (a - zp) w = sum a w - zp * colsum: the kernels start from -zp * colsum (wrapping
+  // int32 arithmetic; the true result fits int32).
+  ws->init.resize(ldc);
+  for (int n = 0; n < ldc; ++n) {
+    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
+    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+  return ws->init.data();
+}
+
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
                 const uint8_t* in_place, int64_t in_place_ld, int64_t in_place_rows) {
@@ -211,20 +223,14 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
-  // sum (a - zp) w = sum a w - zp * colsum: the micro-kernel starts from -zp * colsum
-  // (wrapping int32 arithmetic; the true result fits int32).
-  ws->init.resize(ldc);
-  for (int n = 0; n < ldc; ++n) {
-    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
-    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
-  }
+  const int32_t* init = ZeroPointInit(b, zero_point, n0, ldc, ws);
   if (b.byte_path == CpuPath::kAmx) {
-    GemmRowsAmxU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
+    GemmRowsAmxU8(b, init, r0, r1, n0, n1, fill, sink, ws, mb, in_place,
                   in_place_ld, in_place_rows);
     return;
   }
   if (b.byte_path == CpuPath::kVnni) {
-    GemmRowsVnniU8(b, ws->init.data(), r0, r1, n0, n1, fill, sink, ws, mb, in_place,
+    GemmRowsVnniU8(b, init, r0, r1, n0, n1, fill, sink, ws, mb, in_place,
                    in_place_ld);
     return;
   }
@@ -263,7 +269,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
         for (int p = 0; p < panels; ++p) {
           MicroAvx2U8(panel_a[p] + kb, panel_lda[p], bp, kquads,
                       c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0,
-                      ws->init.data() + (n - n0));
+                      init + (n - n0));
         }
       }
     }

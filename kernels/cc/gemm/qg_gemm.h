@@ -156,6 +156,10 @@ void GemmRows(const PackedB& b, int64_t r0, int64_t r1, int n0, int n1, const Ro
 // of kMR rows: a call per row costs as much as copying a short row, e.g. the 27 bytes of a
 // 3x3 conv on RGB).
 using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int ld)>;
+// The byte kernels' starting accumulators for columns [n0, n0 + ldc), -zero_point * column
+// sum (the zero point taken out of sum a * w), written to ws->init; returns ws->init.data().
+const int32_t* ZeroPointInit(const PackedB& b, int zero_point, int n0, int ldc,
+                             GemmWorkspace* ws);
 // Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below). in_place_rows:
 // how many rows lie at in_place (0: unknown); the AMX driver then reads whole 64-byte steps of
 // rows in place even where K is not a multiple of 64 (the bytes past a row, the next row's,

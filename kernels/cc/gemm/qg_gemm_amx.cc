@@ -227,12 +227,7 @@ QG_AMX void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* b
   const int blocks = (rows + kTileRows - 1) / kTileRows;
   if (ws->c.size() < static_cast<size_t>(blocks) * kTileRows * ldc)
     ws->c.resize(static_cast<size_t>(blocks) * kTileRows * ldc);
-  ws->init.resize(ldc);
-  for (int n = 0; n < ldc; ++n) {
-    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
-    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
-  }
-  const int32_t* init = ws->init.data();
+  const int32_t* init = ZeroPointInit(b, zero_point, n0, ldc, ws);
   int32_t* c = ws->c.data();
   ConfigureTiles();
   const int64_t ldc_bytes = static_cast<int64_t>(ldc) * 4;

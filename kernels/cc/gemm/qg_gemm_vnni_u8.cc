@@ -328,12 +328,7 @@ QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t*
   const int tiles = (rows + kMRV - 1) / kMRV;
   if (ws->c.size() < static_cast<size_t>(tiles) * kMRV * ldc)
     ws->c.resize(static_cast<size_t>(tiles) * kMRV * ldc);
-  ws->init.resize(ldc);
-  for (int n = 0; n < ldc; ++n) {
-    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
-    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
-  }
-  const int32_t* init = ws->init.data();
+  const int32_t* init = ZeroPointInit(b, zero_point, n0, ldc, ws);
   int32_t* c = ws->c.data();
   const int64_t seg_quads = b.Kq / nseg / 4;
   const size_t bstride = static_cast<size_t>(b.Kq) * kNR;
