@@ -62,50 +62,85 @@ inline void CopyShortWindows(const uint8_t* src, int64_t step, int64_t row_step,
   }
 }
 
-// Rows x N of the GEMM, spread over TF's CPU worker pool in chunks of kMB rows (and column
-// ranges when there are few rows, e.g. a matmul with M = 1).
+// How ParallelGemm divides rows x column panels: one part per thread, tr row ranges of
+// rows_per rows x tc column ranges of panels_per panels. A fixed part per thread rather than
+// TF's Shard over many chunks: Eigen's ParallelFor groups units into blocks by its own cost
+// model (ResNet-50's 3x3 on 28x28x128 at batch 1, 10 chunks of 84 rows, ran as 6 + 4 chunks
+// on 2 threads: 0.75x of oneDNN's wall while 0.93x of its CPU time).
+struct GemmParts {
+  int tr = 1, tc = 1;
+  int64_t rows_per = 0;
+  int panels_per = 0;
+};
+
+// tc is chosen to make a thread's share cheapest: its multiplies (rows padded to `align`) plus
+// the bytes it streams, its rows of A (K each, copied by the filler) and its panels of B (16K
+// each, which a row split makes every thread read in full). A byte counts as 8 multiply-adds:
+// with the weights in L3 the AVX2 kernel ran 78 GMAC/s instead of 97 (2048 x 2048 weights, 49
+// rows); few rows and many weights (ResNet-50's last stage at batch 1) then split columns.
+GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int align) {
+  GemmParts best;
+  double best_cost = -1;
+  for (int tc = 1; tc <= threads; ++tc) {
+    if (threads % tc != 0 || tc > panels) continue;
+    const int tr = threads / tc;
+    const int64_t per = (rows + tr - 1) / tr;
+    const int64_t rows_per = (per + align - 1) / align * align;
+    const int panels_per = (panels + tc - 1) / tc;
+    const double macs = static_cast<double>(rows_per) * panels_per * kNR * K;
+    const double bytes = static_cast<double>(K) * (rows_per + panels_per * kNR);
+    const double cost = macs + 8 * bytes;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best.tc = tc;
+      best.rows_per = rows_per;
+      best.panels_per = panels_per;
+    }
+  }
+  best.tr = static_cast<int>((rows + best.rows_per - 1) / best.rows_per);
+  best.tc = (panels + best.panels_per - 1) / best.panels_per;
+  return best;
+}
+
+// Rows x N of the GEMM over TF's CPU worker pool, one part (PartitionGemm) per thread, each
+// part's rows in chunks of at most kMB (the packed rows stay in L2, each K block of them streams
+// past an L1-resident weight panel).
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
                   const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink,
                   const uint8_t* in_place = nullptr, int64_t in_place_ld = 0) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   const int threads = workers->NumThreads();
-  // Rows per chunk: up to kMB (the packed rows stay in L2, each K block of them streams past
-  // an L1-resident weight panel), and a chunk count that is a multiple of the thread count so
-  // every thread gets the same rows (289 rows on 2 threads: 4 x 78, not 3 x 96 + 1).
-  const int64_t chunks = threads * ((rows + threads * kMB - 1) / (threads * kMB));
-  const int64_t per_chunk = (rows + chunks - 1) / chunks;
+  const bool u8 = UseU8(b);
   // Whole micro-kernel panels: kMR rows, 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
   // two full tiles each, not 2 x 36 with a third tile of 4 rows), 12-row tiles on VNNI (a
   // chunk of 90 rows ran 7 tiles of 12 and one of 6 through the slower template kernel).
-  const int align = b.byte_path == CpuPath::kAmx    ? 16
+  const int align = !u8                              ? kMR
+                    : b.byte_path == CpuPath::kAmx  ? 16
                     : b.byte_path == CpuPath::kVnni ? kMRV
                                                     : kMR;
-  const int mb = static_cast<int>(
-      std::max<int64_t>(align, std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align)));
-  const int64_t row_chunks = (rows + mb - 1) / mb;
   const int panels = b.Np / kNR;
-  int col_splits = 1;
-  if (row_chunks < 2 * threads) col_splits = std::min<int64_t>(panels, 2 * threads);
-  const int panels_per_split = (panels + col_splits - 1) / col_splits;
-  col_splits = (panels + panels_per_split - 1) / panels_per_split;
-  const int64_t units = row_chunks * col_splits;
-  const int64_t cost = static_cast<int64_t>(mb) * b.Kp * panels_per_split * kNR / 4;
+  const GemmParts parts = PartitionGemm(rows, panels, u8 ? b.Kq : b.Kp, threads, align);
+  // Chunks of equal size within a part (289 rows: 4 x 78, not 3 x 96 + 1).
+  const int64_t chunks = (parts.rows_per + kMB - 1) / kMB;
+  const int64_t per_chunk = (parts.rows_per + chunks - 1) / chunks;
+  const int mb = static_cast<int>(std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align));
+  const int64_t cost = parts.rows_per * b.Kp * parts.panels_per * kNR / 4;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
-  const bool u8 = UseU8(b);
-  ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t start, int64_t limit) {
+  ::tensorflow::Shard(threads, workers, parts.tr * parts.tc, cost,
+                      [&](int64_t start, int64_t limit) {
     // One workspace per thread, kept between ops: allocating it per op cost page faults.
     thread_local GemmWorkspace ws;
     for (int64_t u = start; u < limit; ++u) {
-      const int64_t rc = u / col_splits;
-      const int cs = static_cast<int>(u % col_splits);
-      const int n0 = cs * panels_per_split * kNR;
-      const int n1 = std::min(b.N, (cs + 1) * panels_per_split * kNR);
-      const int64_t r1 = std::min(rows, (rc + 1) * mb);
+      const int64_t r0 = (u / parts.tc) * parts.rows_per;
+      const int64_t r1 = std::min(rows, r0 + parts.rows_per);
+      const int cs = static_cast<int>(u % parts.tc);
+      const int n0 = cs * parts.panels_per * kNR;
+      const int n1 = std::min(b.N, (cs + 1) * parts.panels_per * kNR);
       if (u8) {
-        GemmRowsU8(b, zero_point, rc * mb, r1, n0, n1, fill8, sink, &ws, mb, in_place,
+        GemmRowsU8(b, zero_point, r0, r1, n0, n1, fill8, sink, &ws, mb, in_place,
                    in_place_ld, in_place != nullptr ? rows : 0);
       } else {
-        GemmRows(b, rc * mb, r1, n0, n1, fill, sink, micro, &ws, mb);
+        GemmRows(b, r0, r1, n0, n1, fill, sink, micro, &ws, mb);
       }
     }
   });

@@ -266,10 +266,22 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
       const int kquads = std::min(kc, Kq - kb) / 4;
       for (int n = n0; n < n1; n += kNR) {
         const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
+        // While the first row panel runs, the next weight block (next panel, else the next K
+        // block's first) is fetched line by line: on the first chunk the weights come from L3
+        // or memory, which the hardware prefetchers, restarting at every 4 KiB page, follow
+        // slowly (ResNet-50's 7x7 convs at batch 1; kernels/OPS.md).
+        const bool last_n = n + kNR >= n1;
+        const int next_kb = last_n ? kb + kc : kb;
+        const int8_t* pf = nullptr;
+        int pf_lines = 0;
+        if (next_kb < Kq) {
+          pf = b.panel8((last_n ? n0 : n + kNR) / kNR) + static_cast<size_t>(next_kb) * kNR;
+          pf_lines = std::min(kc, Kq - next_kb) / 4;
+        }
         for (int p = 0; p < panels; ++p) {
           MicroAvx2U8(panel_a[p] + kb, panel_lda[p], bp, kquads,
                       c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0,
-                      init + (n - n0));
+                      init + (n - n0), pf, p == 0 ? std::min(pf_lines, kquads) : 0);
         }
       }
     }

@@ -112,10 +112,10 @@ struct PackedB {
 // C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
 // groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit. Without
 // `accumulate` the sums start from init[0, kNR) (the zero point's correction) in every row.
-using MicroKernelU8 = void (*)(const uint8_t* a, int lda, const int8_t* b, int kquads,
-                               int32_t* c, int ldc, bool accumulate, const int32_t* init);
+// The first pf_lines k-quads also prefetch one 64-byte line each from pf.
 void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b, int kquads, int32_t* c, int ldc,
-                 bool accumulate, const int32_t* init);
+                 bool accumulate, const int32_t* init, const int8_t* pf = nullptr,
+                 int pf_lines = 0);
 
 // The u8 kernels run where the weights were packed as bytes (b.byte_path).
 bool UseU8(const PackedB& b);

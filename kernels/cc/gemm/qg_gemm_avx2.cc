@@ -4,6 +4,10 @@
 
 #include "qg_gemm.h"
 
+#ifndef QG_PF_HINT
+#define QG_PF_HINT _MM_HINT_T0
+#endif
+
 namespace qg {
 namespace {
 typedef int32_t __attribute__((may_alias, aligned(1))) i32_alias;
@@ -49,7 +53,8 @@ __attribute__((target("avx2"))) void MicroAvx2(const int16_t* a, int lda, const 
 
 __attribute__((target("avx2"))) void MicroAvx2U8(const uint8_t* a, int lda, const int8_t* b,
                                                   int kquads, int32_t* c, int ldc,
-                                                  bool accumulate, const int32_t* init) {
+                                                  bool accumulate, const int32_t* init,
+                                                  const int8_t* pf, int pf_lines) {
   static_assert(kMR == 6 && kNR == 16, "MicroAvx2U8 is written for a 6x16 tile");
   // 12 accumulators, 2 weight vectors, the broadcast activations, one product and the ones
   // make 17 values for 16 ymm registers, so one of them still lives in L1 (measured: ~80
@@ -63,19 +68,29 @@ __attribute__((target("avx2"))) void MicroAvx2U8(const uint8_t* a, int lda, cons
   }
   const __m256i ones = _mm256_set1_epi16(1);
   QG_ROWS(QG_ROW_POINTER)
-  for (int g = 0; g < kquads; ++g) {
-    const __m256i b0 = _mm256_loadu_si256((const __m256i*)(b + 64 * g));
-    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 64 * g + 32));
-    __m256i x;
-    // 4 activations of a row against 4 k of 16 columns; the int16 pair sums cannot saturate
-    // because the weights were checked (PackedB::pairs_fit).
+  // 4 activations of a row against 4 k of 16 columns; the int16 pair sums cannot saturate
+  // because the weights were checked (PackedB::pairs_fit).
 #define QG_ROW(r)                                                                          \
   x = _mm256_set1_epi32(a##r[g]);                                                          \
   c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones)); \
   c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
-    QG_ROWS(QG_ROW)
-#undef QG_ROW
+#define QG_STEP                                                          \
+  const __m256i b0 = _mm256_loadu_si256((const __m256i*)(b + 64 * g));      \
+  const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 64 * g + 32)); \
+  __m256i x;                                                             \
+  QG_ROWS(QG_ROW)
+  // The first pf_lines steps also fetch a 64-byte line of the weights the driver multiplies
+  // next (see GemmRowsU8).
+  int g = 0;
+  for (; g < pf_lines; ++g) {
+    _mm_prefetch(reinterpret_cast<const char*>(pf + 64 * g), QG_PF_HINT);
+    QG_STEP
   }
+  for (; g < kquads; ++g) {
+    QG_STEP
+  }
+#undef QG_STEP
+#undef QG_ROW
   QG_ROWS(QG_TILE_STORE)
 }
 
