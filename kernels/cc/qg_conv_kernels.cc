@@ -6,6 +6,7 @@
 
 #include "qg_common.h"
 #include "qg_fused_base.h"
+#include "qg_parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/types.h"
 #include "tensorflow/core/util/work_sharder.h"
@@ -62,11 +63,9 @@ inline void CopyShortWindows(const uint8_t* src, int64_t step, int64_t row_step,
   }
 }
 
-// How ParallelGemm divides rows x column panels: one part per thread, tr row ranges of
-// rows_per rows x tc column ranges of panels_per panels. A fixed part per thread rather than
-// TF's Shard over many chunks: Eigen's ParallelFor groups units into blocks by its own cost
-// model (ResNet-50's 3x3 on 28x28x128 at batch 1, 10 chunks of 84 rows, ran as 6 + 4 chunks
-// on 2 threads: 0.75x of oneDNN's wall while 0.93x of its CPU time).
+// How ParallelGemm and ConvImplicit divide rows x column panels: as if into one part per
+// thread, tr row ranges of rows_per rows x tc column ranges of panels_per panels (the work
+// units, RunUnits, are chunks of those rows x those column ranges).
 struct GemmParts {
   int tr = 1, tc = 1;
   int64_t rows_per = 0;
@@ -78,7 +77,15 @@ struct GemmParts {
 // each, which a row split makes every thread read in full). A byte counts as 8 multiply-adds:
 // with the weights in L3 the AVX2 kernel ran 78 GMAC/s instead of 97 (2048 x 2048 weights, 49
 // rows); few rows and many weights (ResNet-50's last stage at batch 1) then split columns.
-GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int align) {
+// A part gets at least kMinPartMacs multiply-adds (~10 µs on AVX2): a smaller GEMM runs on
+// the calling thread alone. panel_step: column ranges of whole pairs of panels where there are
+// enough (the AMX and VNNI tiles are 32 columns wide).
+constexpr double kMinPartMacs = 1 << 20;
+GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int align,
+                        int panel_step = 1) {
+  const double all_macs = static_cast<double>(rows) * panels * kNR * K;
+  if (all_macs < threads * kMinPartMacs)
+    threads = static_cast<int>(std::max(1.0, all_macs / kMinPartMacs));
   GemmParts best;
   double best_cost = -1;
   for (int tc = 1; tc <= threads; ++tc) {
@@ -86,7 +93,8 @@ GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int al
     const int tr = threads / tc;
     const int64_t per = (rows + tr - 1) / tr;
     const int64_t rows_per = (per + align - 1) / align * align;
-    const int panels_per = (panels + tc - 1) / tc;
+    int panels_per = (panels + tc - 1) / tc;
+    if (panels_per < panels) panels_per = (panels_per + panel_step - 1) / panel_step * panel_step;
     const double macs = static_cast<double>(rows_per) * panels_per * kNR * K;
     const double bytes = static_cast<double>(K) * (rows_per + panels_per * kNR);
     const double cost = macs + 8 * bytes;
@@ -119,29 +127,28 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
                     : b.byte_path == CpuPath::kVnni ? kMRV
                                                     : kMR;
   const int panels = b.Np / kNR;
-  const GemmParts parts = PartitionGemm(rows, panels, u8 ? b.Kq : b.Kp, threads, align);
-  // Chunks of equal size within a part (289 rows: 4 x 78, not 3 x 96 + 1).
+  const GemmParts parts = PartitionGemm(rows, panels, u8 ? b.Kq : b.Kp, threads, align,
+                                        Avx512Path(b.byte_path) ? 2 : 1);
+  // Chunks of equal size within a part (289 rows: 4 x 78, not 3 x 96 + 1), so a thread's
+  // share is whole chunks.
   const int64_t chunks = (parts.rows_per + kMB - 1) / kMB;
   const int64_t per_chunk = (parts.rows_per + chunks - 1) / chunks;
   const int mb = static_cast<int>(std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align));
-  const int64_t cost = parts.rows_per * b.Kp * parts.panels_per * kNR / 4;
+  const int64_t row_chunks = (rows + mb - 1) / mb;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
-  ::tensorflow::Shard(threads, workers, parts.tr * parts.tc, cost,
-                      [&](int64_t start, int64_t limit) {
+  RunUnits(ctx, row_chunks * parts.tc, parts.tr * parts.tc, [&](int64_t u) {
     // One workspace per thread, kept between ops: allocating it per op cost page faults.
     thread_local GemmWorkspace ws;
-    for (int64_t u = start; u < limit; ++u) {
-      const int64_t r0 = (u / parts.tc) * parts.rows_per;
-      const int64_t r1 = std::min(rows, r0 + parts.rows_per);
-      const int cs = static_cast<int>(u % parts.tc);
-      const int n0 = cs * parts.panels_per * kNR;
-      const int n1 = std::min(b.N, (cs + 1) * parts.panels_per * kNR);
-      if (u8) {
-        GemmRowsU8(b, zero_point, r0, r1, n0, n1, fill8, sink, &ws, mb, in_place,
-                   in_place_ld, in_place != nullptr ? rows : 0);
-      } else {
-        GemmRows(b, r0, r1, n0, n1, fill, sink, micro, &ws, mb);
-      }
+    const int64_t r0 = (u / parts.tc) * mb;
+    const int64_t r1 = std::min(rows, r0 + mb);
+    const int cs = static_cast<int>(u % parts.tc);
+    const int n0 = cs * parts.panels_per * kNR;
+    const int n1 = std::min(b.N, (cs + 1) * parts.panels_per * kNR);
+    if (u8) {
+      GemmRowsU8(b, zero_point, r0, r1, n0, n1, fill8, sink, &ws, mb, in_place, in_place_ld,
+                 in_place != nullptr ? rows : 0);
+    } else {
+      GemmRows(b, r0, r1, n0, n1, fill, sink, micro, &ws, mb);
     }
   });
 }
@@ -276,52 +283,48 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
     }
   });
   // Work units: chunks of up to 6 AMX tiles or 8 VNNI tiles (96 virtual rows) of one image, x
-  // column ranges.
+  // the column ranges of PartitionGemm.
   const int64_t V = g.oh * wp, tiles = (V + tile - 1) / tile;
   const int64_t per = (tiles + 96 / tile - 1) / (96 / tile);
   const int64_t tpc = (tiles + per - 1) / per, chunks = (tiles + tpc - 1) / tpc;
-  const int panels = b.Np / kNR;
-  int pps = panels;
-  if (g.n * chunks < 2 * threads) {
-    pps = (panels + 2 * threads - 1) / (2 * threads);
-    if (pps % 2 == 1 && pps < panels) ++pps;  // whole tile pairs where there are enough
-  }
-  const int col_splits = (panels + pps - 1) / pps;
-  const int64_t units = g.n * chunks * col_splits;
-  const int64_t cost = tpc * tile * b.Kq * pps * kNR / 16;
-  ::tensorflow::Shard(threads, workers, units, cost, [&](int64_t u0, int64_t u1) {
-    thread_local GemmWorkspace ws;
-    for (int64_t u = u0; u < u1; ++u) {
-      const int cs = static_cast<int>(u % col_splits);
-      const int64_t t = u / col_splits, bi = t / chunks, chunk = t % chunks;
-      const int n0 = cs * pps * kNR;
-      const int n1 = static_cast<int>(std::min<int64_t>(cout, (cs + 1) * pps * kNR));
-      const int64_t v0 = chunk * tpc * tile, v1 = std::min(V, v0 + tpc * tile);
-      const uint8_t* base = xp + bi * img + v0 * c;
-      // Each finished run of rows: its virtual rows inside the output (ox < ow), run by run.
-      auto done = [&](int first, int count, const int32_t* acc, int ldc) {
-        const int64_t w0 = v0 + first, w1 = std::min(v1, w0 + count);
-        for (int64_t v = w0; v < w1;) {
-          const int64_t oy = v / wp, ox = v % wp;
-          if (ox >= g.ow) {
-            v = (oy + 1) * wp;
-            continue;
-          }
-          const int64_t end = std::min(w1, oy * wp + g.ow);
-          const int64_t r = (bi * g.oh + oy) * g.ow + ox;
-          epi.Rows(acc + (v - w0) * ldc, ldc, static_cast<int>(end - v), n0, n1, r * cout,
-                   cout, out);
-          v = end;
+  const GemmParts parts =
+      PartitionGemm(g.n * tiles * tile, b.Np / kNR, b.Kq, threads, tile, 2);
+  const int pps = parts.panels_per;
+  // Virtual rows [v0, v1) of image bi x columns [n0, n1).
+  auto run_chunk = [&](int64_t bi, int64_t v0, int64_t v1, int n0, int n1, GemmWorkspace* ws) {
+    const uint8_t* base = xp + bi * img + v0 * c;
+    // Each finished run of rows: its virtual rows inside the output (ox < ow), run by run.
+    auto done = [&](int first, int count, const int32_t* acc, int ldc) {
+      const int64_t w0 = v0 + first, w1 = std::min(v1, w0 + count);
+      for (int64_t v = w0; v < w1;) {
+        const int64_t oy = v / wp, ox = v % wp;
+        if (ox >= g.ow) {
+          v = (oy + 1) * wp;
+          continue;
         }
-      };
-      if (amx) {
-        GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, &ws,
-                          done);
-      } else {
-        GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
-                           static_cast<int>(v1 - v0), n0, n1, &ws, done);
+        const int64_t end = std::min(w1, oy * wp + g.ow);
+        const int64_t r = (bi * g.oh + oy) * g.ow + ox;
+        epi.Rows(acc + (v - w0) * ldc, ldc, static_cast<int>(end - v), n0, n1, r * cout, cout,
+                 out);
+        v = end;
       }
+    };
+    if (amx) {
+      GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, ws,
+                        done);
+    } else {
+      GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
+                         static_cast<int>(v1 - v0), n0, n1, ws, done);
     }
+  };
+  RunUnits(ctx, g.n * chunks * parts.tc, parts.tr * parts.tc, [&](int64_t u) {
+    thread_local GemmWorkspace ws;
+    const int cs = static_cast<int>(u % parts.tc);
+    const int64_t t = u / parts.tc, bi = t / chunks, chunk = t % chunks;
+    const int n0 = cs * pps * kNR;
+    const int n1 = static_cast<int>(std::min<int64_t>(cout, (cs + 1) * pps * kNR));
+    const int64_t v0 = chunk * tpc * tile;
+    run_chunk(bi, v0, std::min(V, v0 + tpc * tile), n0, n1, &ws);
   });
 }
 
