@@ -9,7 +9,6 @@
 #include "qg_parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/types.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace qg {
 namespace {
@@ -116,8 +115,7 @@ GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int al
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
                   const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink,
                   const uint8_t* in_place = nullptr, int64_t in_place_ld = 0) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  const int threads = workers->NumThreads();
+  const int threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
   const bool u8 = UseU8(b);
   // Whole micro-kernel panels: kMR rows, 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
   // two full tiles each, not 2 x 36 with a third tile of 4 rows), 12-row tiles on VNNI (a
@@ -264,12 +262,11 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
     padded.resize(static_cast<size_t>(g.n * img + slack));
   uint8_t* xp = padded.data();
   std::memset(xp + g.n * img, 0, slack);
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  const int threads = workers->NumThreads();
+  const int threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
   const uint8_t fill_byte = static_cast<uint8_t>(zp);
   const int64_t left = std::min<int64_t>(g.pw, wp);
   const int64_t cols = std::max<int64_t>(0, std::min<int64_t>(g.w, wp - left));
-  ::tensorflow::Shard(threads, workers, g.n * hp, wp * c, [&](int64_t s0, int64_t s1) {
+  ParallelRange(ctx, g.n * hp, wp * c, [&](int64_t s0, int64_t s1) {
     for (int64_t row = s0; row < s1; ++row) {
       const int64_t bi = row / hp, y = row % hp - g.ph;
       uint8_t* dst = xp + row * wp * c;
@@ -493,8 +490,7 @@ class QgQuantizedConv2DOp : public GemmBase {
       const int64_t hp = PaddedExtent(g.h, g.ph, g.oh, g.sh, g.kh, g.dh);
       const int64_t wp = PaddedExtent(g.w, g.pw, g.ow, g.sw, g.kw, g.dw);
       padded.assign(g.n * hp * wp * g.c, 0);
-      auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-      ::tensorflow::Shard(workers->NumThreads(), workers, g.n * g.h, g.w * g.c,
+      ParallelRange(ctx, g.n * g.h, g.w * g.c,
                           [&](int64_t s, int64_t e) {
                             for (int64_t row = s; row < e; ++row) {
                               const int64_t b = row / g.h, y = row % g.h;

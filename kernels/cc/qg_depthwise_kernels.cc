@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "qg_common.h"
+#include "qg_parallel.h"
 #include "qg_depthwise_simd.h"
 #include "qg_fused_base.h"
 #include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace qg {
 namespace {
@@ -215,7 +215,6 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
     const int zp = args.in.zero_point;
     void* out = OutData(args);
     const Epilogue& epi = args.epi;
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     if (simd) {
       // -zp * sum_t w_t[c], in int32 arithmetic modulo 2^32 like the accumulators (the exact
       // result fits int32, kernels/OPS.md "Accumulator", so the wrapped sum is exact too).
@@ -244,8 +243,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
           lo, std::min(g.ow, g.w - 1 - span + g.pw >= 0 ? (g.w - 1 - span + g.pw) / g.sw + 1
                                                           : 0));
       // Shards of output rows (b, oy); the cost is per output row.
-      ::tensorflow::Shard(
-          workers->NumThreads(), workers, g.n * g.oh, g.ow * taps * cout,
+      ParallelRange(ctx, g.n * g.oh, g.ow * taps * cout,
           [&](int64_t start, int64_t limit) {
             std::vector<int32_t> acc(cout);
             std::vector<const uint8_t*> tap(taps + 1), rowp(g.kh);
@@ -298,8 +296,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
       return;
     }
     const int16_t* wp16 = w->plain.data();
-    ::tensorflow::Shard(
-        workers->NumThreads(), workers, rows, taps * cout * 2,
+    ParallelRange(ctx, rows, taps * cout * 2,
         [&](int64_t start, int64_t limit) {
           std::vector<int32_t> acc(cout);
           for (int64_t r = start; r < limit; ++r) {

@@ -48,6 +48,28 @@ inline void RunUnits(::tensorflow::OpKernelContext* ctx, int64_t units, int task
   done.Wait();
 }
 
+// TF's Shard for the element loops (copies, pools, concat, depthwise, quantize): [0, total)
+// in up to 4 equal ranges a thread, run by RunUnits (work that ends late is taken over rather
+// than waited for). cost_per_unit is in the callers' loose units (bytes or multiply-adds a
+// unit); under kInlineCost in all the caller's thread does it alone, as Shard would.
+constexpr int64_t kInlineCost = int64_t{1} << 16;
+inline void ParallelRange(::tensorflow::OpKernelContext* ctx, int64_t total,
+                          int64_t cost_per_unit,
+                          const std::function<void(int64_t, int64_t)>& fn) {
+  if (total <= 0) return;
+  const int threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
+  const double work = static_cast<double>(total) * std::max<int64_t>(1, cost_per_unit);
+  const int tasks = static_cast<int>(std::min<double>(threads, work / kInlineCost));
+  if (tasks <= 1) {
+    fn(0, total);
+    return;
+  }
+  const int64_t units = std::min<int64_t>(total, 4 * tasks);
+  RunUnits(ctx, units, tasks, [&](int64_t u) {
+    fn(total * u / units, total * (u + 1) / units);
+  });
+}
+
 }  // namespace qg
 
 #endif  // QG_KERNELS_CC_QG_PARALLEL_H_

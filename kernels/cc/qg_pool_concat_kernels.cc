@@ -6,9 +6,9 @@
 #include <cstring>
 
 #include "qg_common.h"
+#include "qg_parallel.h"
 #include "qg_pool_concat_simd.h"
 #include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace qg {
 namespace {
@@ -45,14 +45,13 @@ class QgPoolOp : public OpKernel {
     const int64_t eh = std::min<int64_t>(kh, h), ew = std::min<int64_t>(kw, w);
     const uint8_t* x = reinterpret_cast<const uint8_t*>(in.tensor_data().data());
     uint8_t* y = reinterpret_cast<uint8_t*>(const_cast<char*>(out->tensor_data().data()));
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const bool simd = SelectedPath() != CpuPath::kPortable &&
                       (kMax || static_cast<int64_t>(kh) * kw <= kAvgPoolMaxTaps);
     const bool avx512 = Avx512Path(SelectedPath());
     if (simd) {
       // One unit is one output row: the vertical pass reads kh input rows, the horizontal
       // one kw columns per pixel.
-      ::tensorflow::Shard(workers->NumThreads(), workers, n * oh,
+      ParallelRange(ctx, n * oh,
                           (eh * std::min<int64_t>(sw, w) + ew) * ow * c,
                           [&](int64_t s0, int64_t s1) {
                             if (kMax) {
@@ -63,8 +62,7 @@ class QgPoolOp : public OpKernel {
                           });
       return;
     }
-    ::tensorflow::Shard(
-        workers->NumThreads(), workers, rows, eh * ew * c, [&](int64_t s, int64_t e) {
+    ParallelRange(ctx, rows, eh * ew * c, [&](int64_t s, int64_t e) {
           std::vector<int32_t> acc(c);
           for (int64_t row = s; row < e; ++row) {
             const int64_t ox = row % ow, t = row / ow, oy = t % oh, b = t / oh;
@@ -153,9 +151,7 @@ class QgQuantizedConcatOp : public OpKernel {
       srcs[i] = reinterpret_cast<const uint8_t*>(values[i].tensor_data().data());
       lens[i] = values[i].dim_size(axis) * inner;
     }
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    ::tensorflow::Shard(
-        workers->NumThreads(), workers, outer, out_row, [&](int64_t s, int64_t e) {
+    ParallelRange(ctx, outer, out_row, [&](int64_t s, int64_t e) {
           // Input by input: each one's rows [s, e) into its slice of the output rows.
           int64_t offset = 0;
           for (int i = 0; i < n; ++i) {

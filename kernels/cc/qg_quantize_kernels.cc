@@ -1,10 +1,10 @@
 // CPU kernels of QgQuantize, QgDequantize, QgRequantize and QgCpuPath (kernels/OPS.md).
 #include "qg_common.h"
+#include "qg_parallel.h"
 #include "qg_quantize_simd.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor_types.h"
 #include "tensorflow/core/platform/tstring.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace qg {
 namespace {
@@ -43,8 +43,7 @@ void RequantizeSpan(const int32_t* acc, uint8_t* q, int64_t s, int64_t e, const 
 // Element-wise work over the CPU pool.
 template <typename F>
 void ParallelElements(OpKernelContext* ctx, int64_t n, int64_t cost, F&& fn) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  ::tensorflow::Shard(workers->NumThreads(), workers, n, cost, fn);
+  ParallelRange(ctx, n, cost, fn);
 }
 
 class QgQuantizeOp : public OpKernel {
