@@ -41,6 +41,20 @@ def _worker(out_path):
     acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
                                   [], [], [], strides=[1, 1, 1, 1], padding="SAME",
                                   out_type=tf.float32)[0]
+    # padding rows skipped (filter rows that see only padding above or below the input: row
+    # blocks on the avx2 / vnni im2col paths, tiles of the vnni implicit GEMM), nonzero zero
+    # point, pair-limited weights so avx2 runs its byte kernel
+    trim = {}
+    for key, shape, k, stride, dil in (("trim7x1", (2, 17, 17, 8), (7, 1), 1, 1),
+                                       ("trim5", (2, 24, 26, 12), (5, 5), 1, 1),
+                                       ("trim3s2", (2, 30, 26, 16), (3, 3), 2, 2),
+                                       ("trim3", (3, 13, 40, 20), (3, 3), 1, 1)):
+        xt = tf.constant(rng.integers(0, 256, shape, dtype=np.uint8), tf.quint8)
+        wt = tf.constant(rng.integers(-64, 65, k + (shape[3], 24), dtype=np.int8), tf.qint8)
+        trim[key] = qg.qg_quantized_conv2d(
+            xt, wt, np.ones(24, np.float32), np.zeros(24, np.float32), -30.0, 225.0, 0.0, 1.0,
+            [], [], [], strides=[1, stride, stride, 1], padding="SAME",
+            dilations=[1, dil, dil, 1], out_type=tf.float32)[0].numpy()
     # depthwise: multiplier 1 runs the AVX2 loop (blocks of 32 channels) on avx2, the AVX-512
     # one (blocks of 64) on vnni and amx, interior and border columns; multiplier 2 the portable
     # loops on every path
@@ -60,7 +74,7 @@ def _worker(out_path):
         xd, wd, np.full(n, 2e-3, np.float32), np.ones(n, np.float32), -1.0, 1.0, 0.0, 6.0,
         strides=[1, 1, 1, 1], padding="SAME", activation="relu6")[0]
     np.savez(out_path, acc=acc.numpy(), q=tf.cast(q, tf.int32).numpy(), mm=mm.numpy(),
-             acc7=acc7.numpy(), dq=tf.cast(dq, tf.int32).numpy(), **dw,
+             acc7=acc7.numpy(), dq=tf.cast(dq, tf.int32).numpy(), **dw, **trim,
              **_pool_concat_outputs(qg))
 
 
@@ -134,7 +148,8 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"PATH {name}" in proc.stdout
         got = np.load(out)
-        for key in ("acc", "q", "mm", "acc7", "dw40", "dw17", "dw72", "dw5m2", "dq"):
+        for key in ("acc", "q", "mm", "acc7", "dw40", "dw17", "dw72", "dw5m2", "dq", "trim7x1",
+                    "trim5", "trim3s2", "trim3"):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
         for key, want in pool_concat.items():
             np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")

@@ -109,12 +109,20 @@ GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int al
   return best;
 }
 
+// Rows [r0, r1) of the GEMM that run over K slices [s0, s1) only (s0 = s1 = 0: all of K).
+struct RowBlock {
+  int64_t r0, r1;
+  int s0, s1;
+};
+
 // Rows x N of the GEMM over TF's CPU worker pool, one part (PartitionGemm) per thread, each
 // part's rows in chunks of at most kMB (the packed rows stay in L2, each K block of them streams
-// past an L1-resident weight panel).
+// past an L1-resident weight panel). With `blocks` (covering [0, rows) in order), chunks do not
+// cross blocks and run over their block's K slices.
 void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero_point,
                   const RowFiller& fill, const RowFillerU8& fill8, const TileSink& sink,
-                  const uint8_t* in_place = nullptr, int64_t in_place_ld = 0) {
+                  const uint8_t* in_place = nullptr, int64_t in_place_ld = 0,
+                  const std::vector<RowBlock>* blocks = nullptr) {
   const int threads = ctx->device()->tensorflow_cpu_worker_threads()->workers->NumThreads();
   const bool u8 = UseU8(b);
   // Whole micro-kernel panels: kMR rows, 16-row tiles on AMX (64 rows on 2 threads: 2 x 32,
@@ -132,19 +140,31 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
   const int64_t chunks = (parts.rows_per + kMB - 1) / kMB;
   const int64_t per_chunk = (parts.rows_per + chunks - 1) / chunks;
   const int mb = static_cast<int>(std::min<int64_t>(kMB, (per_chunk + align - 1) / align * align));
-  const int64_t row_chunks = (rows + mb - 1) / mb;
+  std::vector<RowBlock> chunk_list;
+  if (blocks != nullptr) {
+    for (const RowBlock& blk : *blocks) {
+      const int64_t n = blk.r1 - blk.r0, pieces = (n + mb - 1) / mb;
+      const int64_t per = ((n + pieces - 1) / pieces + align - 1) / align * align;
+      for (int64_t r = blk.r0; r < blk.r1; r += per)
+        chunk_list.push_back({r, std::min(blk.r1, r + per), blk.s0, blk.s1});
+    }
+  }
+  const int64_t row_chunks = blocks != nullptr ? static_cast<int64_t>(chunk_list.size())
+                                               : (rows + mb - 1) / mb;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
   RunUnits(ctx, row_chunks * parts.tc, parts.tr * parts.tc, [&](int64_t u) {
     // One workspace per thread, kept between ops: allocating it per op cost page faults.
     thread_local GemmWorkspace ws;
-    const int64_t r0 = (u / parts.tc) * mb;
-    const int64_t r1 = std::min(rows, r0 + mb);
+    const int64_t rc = u / parts.tc;
+    const RowBlock chunk = blocks != nullptr ? chunk_list[rc]
+                                             : RowBlock{rc * mb, std::min(rows, (rc + 1) * mb), 0, 0};
+    const int64_t r0 = chunk.r0, r1 = chunk.r1;
     const int cs = static_cast<int>(u % parts.tc);
     const int n0 = cs * parts.panels_per * kNR;
     const int n1 = std::min(b.N, (cs + 1) * parts.panels_per * kNR);
     if (u8) {
       GemmRowsU8(b, zero_point, r0, r1, n0, n1, fill8, sink, &ws, mb, in_place, in_place_ld,
-                 in_place != nullptr ? rows : 0);
+                 in_place != nullptr ? rows : 0, chunk.s0, chunk.s1);
     } else {
       GemmRows(b, r0, r1, n0, n1, fill, sink, micro, &ws, mb);
     }
@@ -167,15 +187,67 @@ bool PaddedTooLarge(const ConvGeometry& g) {
   return hp > limit || wp > limit / hp || g.n * g.c > limit / (hp * wp);
 }
 
+// The filter rows [ky0, ky1) of output row oy whose input rows lie inside the input (the
+// others read only padding: zero_point, whose products the column sums take out again).
+KRange ValidFilterRows(const ConvGeometry& g, int64_t oy) {
+  KRange r;
+  const int64_t top = oy * g.sh - g.ph;  // input row of filter row 0
+  const int64_t lo = top >= 0 ? 0 : (-top + g.dh - 1) / g.dh;
+  const int64_t hi = g.h - 1 - top >= 0 ? (g.h - 1 - top) / g.dh + 1 : 0;
+  r.k0 = static_cast<int>(std::min<int64_t>(lo, g.kh));
+  r.k1 = static_cast<int>(std::max<int64_t>(r.k0, std::min<int64_t>(hi, g.kh)));
+  return r;
+}
+
+// Row blocks of an im2col conv on the avx2 and vnni byte paths whose output rows (oy) near the
+// top and bottom skip the filter rows that see only padding: what oneDNN's direct conv skips
+// (a 7x1 conv on 17x17 multiplies 10% padding, a 3x3 on 8x8 8% vertically). Only where it
+// pays: a block of one output row rounds up to whole micro-kernel panels, and those junk rows
+// cost its multiplies too. False: no trimming (AMX, no vertical padding, slices that are not
+// whole k-quads).
+bool TrimmedRowBlocks(const ConvGeometry& g, const PackedB& b, std::vector<RowBlock>* blocks) {
+  if (g.kh < 2 || b.slices != g.kh || (b.K / b.slices) % 4 != 0 ||
+      (b.byte_path != CpuPath::kAvx2 && b.byte_path != CpuPath::kVnni))
+    return false;
+  const int64_t align = b.byte_path == CpuPath::kVnni ? kMRV : kMR;
+  const int64_t junk = (g.ow + align - 1) / align * align - g.ow;
+  std::vector<KRange> ranges(g.oh);
+  double gain = 0;
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    KRange r = ValidFilterRows(g, oy);
+    if (r.k0 >= r.k1) r = KRange{0, static_cast<int>(g.kh)};  // all padding: run as is
+    ranges[oy] = r;
+    if (r.k1 - r.k0 < g.kh) gain += static_cast<double>(g.ow) * (g.kh - (r.k1 - r.k0)) - static_cast<double>(junk) * (r.k1 - r.k0);
+  }
+  if (gain <= 0) return false;
+  for (int64_t bi = 0; bi < g.n; ++bi) {
+    for (int64_t oy = 0; oy < g.oh;) {
+      int64_t end = oy + 1;
+      while (end < g.oh && ranges[end].k0 == ranges[oy].k0 && ranges[end].k1 == ranges[oy].k1)
+        ++end;
+      const bool full = ranges[oy].k0 == 0 && ranges[oy].k1 == g.kh;
+      blocks->push_back({(bi * g.oh + oy) * g.ow, (bi * g.oh + end) * g.ow,
+                         full ? 0 : ranges[oy].k0, full ? 0 : ranges[oy].k1});
+      oy = end;
+    }
+  }
+  return true;
+}
+
 // The GEMM kernels (conv, MatMul): FusedBase plus their packed [K, N] weights.
 class GemmBase : public FusedBase {
  public:
   explicit GemmBase(OpKernelConstruction* ctx) : FusedBase(ctx) {}
 
  protected:
-  std::shared_ptr<const PackedB> PackedWeights(const Tensor& weights, int K, int N) {
-    return cache_.Get(weights, {K, N}, fused_.constant_weights,
-                      [K, N](const int8_t* b, PackedB* out) { PackB(b, K, N, N, out); });
+  // slices > 1: also the column sums of K's `slices` equal slices (a conv's filter rows).
+  std::shared_ptr<const PackedB> PackedWeights(const Tensor& weights, int K, int N,
+                                               int slices = 1) {
+    return cache_.Get(weights, {K, N, slices}, fused_.constant_weights,
+                      [K, N, slices](const int8_t* b, PackedB* out) {
+                        PackB(b, K, N, N, out);
+                        if (slices > 1) SliceColumnSums(b, K, N, N, slices, out);
+                      });
   }
 
   // The weights of a conv run as an implicit GEMM (ConvImplicit): each filter row's kw * C
@@ -192,6 +264,9 @@ class GemmBase : public FusedBase {
           for (int64_t i = 0; i < kh; ++i)
             std::memcpy(padded.data() + i * spanq * N, b + i * span * N, span * N);
           PackB(padded.data(), static_cast<int>(kh * spanq), N, N, out, path);
+          if (kh > 1)
+            SliceColumnSums(padded.data(), static_cast<int>(kh * spanq), N, N,
+                            static_cast<int>(kh), out);
         });
   }
 
@@ -287,6 +362,10 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
   const GemmParts parts =
       PartitionGemm(g.n * tiles * tile, b.Np / kNR, b.Kq, threads, tile, 2);
   const int pps = parts.panels_per;
+  // Tiles near the top and bottom skip the filter rows that see only padding (VNNI; AMX runs
+  // whole 64-byte K steps).
+  const bool trim = !amx && g.kh > 1 && b.slices == g.kh &&
+                    (ValidFilterRows(g, 0).k0 > 0 || ValidFilterRows(g, g.oh - 1).k1 < g.kh);
   // Virtual rows [v0, v1) of image bi x columns [n0, n1).
   auto run_chunk = [&](int64_t bi, int64_t v0, int64_t v1, int n0, int n1, GemmWorkspace* ws) {
     const uint8_t* base = xp + bi * img + v0 * c;
@@ -309,6 +388,18 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
     if (amx) {
       GemmImplicitAmxU8(b, zp, base, c, aoff.data(), static_cast<int>(v1 - v0), n0, n1, ws,
                         done);
+    } else if (trim) {
+      // Tile i's virtual rows span output rows oy_a..oy_b: the filter rows valid for any of
+      // them (ValidFilterRows; padding rows of the copy hold zero_point, so the union is
+      // exact).
+      const TileSegments segs = [&](int i) {
+        const int64_t va = v0 + static_cast<int64_t>(i) * kMRV;
+        const int64_t oya = std::min<int64_t>(g.oh - 1, va / wp);
+        const int64_t oyb = std::min<int64_t>(g.oh - 1, (va + kMRV - 1) / wp);
+        return KRange{ValidFilterRows(g, oyb).k0, ValidFilterRows(g, oya).k1};
+      };
+      GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
+                         static_cast<int>(v1 - v0), n0, n1, ws, done, &segs);
     } else {
       GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
                          static_cast<int>(v1 - v0), n0, n1, ws, done);
@@ -373,7 +464,7 @@ class QgQuantizedConv2DOp : public GemmBase {
         }
       }
     }
-    auto packed = PackedWeights(f, K, static_cast<int>(cout));
+    auto packed = PackedWeights(f, K, static_cast<int>(cout), static_cast<int>(g.kh));
     const uint8_t* x = reinterpret_cast<const uint8_t*>(ctx->input(0).tensor_data().data());
     const int zp = args.in.zero_point;
     const bool u8 = UseU8(*packed);
@@ -519,7 +610,10 @@ class QgQuantizedConv2DOp : public GemmBase {
     TileSink sink = [&](int64_t r0, int nrows, int n0, int n1, const int32_t* c, int ldc) {
       epi.Rows(c, ldc, nrows, n0, n1, r0 * cout, cout, out);
     };
-    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink, in_place, g.c);
+    std::vector<RowBlock> blocks;
+    const bool trim = TrimmedRowBlocks(g, *packed, &blocks);
+    ParallelGemm(ctx, *packed, rows, zp, fill, fill8, sink, in_place, g.c,
+                 trim ? &blocks : nullptr);
   }
 
  private:

@@ -216,14 +216,57 @@ const int32_t* ZeroPointInit(const PackedB& b, int zero_point, int n0, int ldc,
   return ws->init.data();
 }
 
+void SliceColumnSums(const int8_t* b, int K, int N, int ldb, int slices, PackedB* out) {
+  out->slices = slices;
+  out->slice_colsum.assign(static_cast<size_t>(slices) * out->Np, 0);
+  const int per = K / slices;
+  for (int k = 0; k < K; ++k) {
+    int32_t* sums = out->slice_colsum.data() + static_cast<size_t>(k / per) * out->Np;
+    for (int n = 0; n < N; ++n) sums[n] += b[static_cast<size_t>(k) * ldb + n];
+  }
+}
+
+KRange SliceRange(const PackedB& b, int s0, int s1) {
+  KRange r;
+  if (s0 >= s1 || b.slices == 0) {
+    r.k1 = b.Kq;
+    return r;
+  }
+  const int per = b.K / b.slices;
+  r.k0 = s0 * per;
+  r.k1 = s1 == b.slices ? b.Kq : s1 * per;
+  return r;
+}
+
+void ZeroPointInitSlices(const PackedB& b, int zero_point, int n0, int ldc, int s0, int s1,
+                         int32_t* init) {
+  for (int n = 0; n < ldc; ++n) {
+    int64_t sum = 0;
+    for (int s = s0; s < s1; ++s) sum += b.slice_colsum[static_cast<size_t>(s) * b.Np + n0 + n];
+    const int64_t corr = static_cast<int64_t>(zero_point) * sum;
+    init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+  }
+}
+
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
-                const uint8_t* in_place, int64_t in_place_ld, int64_t in_place_rows) {
+                const uint8_t* in_place, int64_t in_place_ld, int64_t in_place_rows, int s0,
+                int s1) {
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   if (ws->a8.size() < static_cast<size_t>(mb) * Kq) ws->a8.resize(static_cast<size_t>(mb) * Kq);
   if (ws->c.size() < static_cast<size_t>(mb) * ldc) ws->c.resize(static_cast<size_t>(mb) * ldc);
-  const int32_t* init = ZeroPointInit(b, zero_point, n0, ldc, ws);
+  // AMX runs all of K (whole 64-byte tiles): the padding taps then add 0, as always.
+  const bool sliced = s0 < s1 && b.slices > 0 && b.byte_path != CpuPath::kAmx;
+  const KRange kr = SliceRange(b, sliced ? s0 : 0, sliced ? s1 : 0);
+  const int32_t* init;
+  if (sliced) {
+    ws->init.resize(ldc);
+    ZeroPointInitSlices(b, zero_point, n0, ldc, s0, s1, ws->init.data());
+    init = ws->init.data();
+  } else {
+    init = ZeroPointInit(b, zero_point, n0, ldc, ws);
+  }
   if (b.byte_path == CpuPath::kAmx) {
     GemmRowsAmxU8(b, init, r0, r1, n0, n1, fill, sink, ws, mb, in_place,
                   in_place_ld, in_place_rows);
@@ -231,11 +274,11 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
   }
   if (b.byte_path == CpuPath::kVnni) {
     GemmRowsVnniU8(b, init, r0, r1, n0, n1, fill, sink, ws, mb, in_place,
-                   in_place_ld);
+                   in_place_ld, kr);
     return;
   }
   const bool direct = in_place != nullptr && Kq == b.K;
-  const int kc = KBlock(Kq, 4, kKCU8);
+  const int kc = KBlock(kr.k1 - kr.k0, 4, kKCU8);
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
   const uint8_t* panel_a[kMB / kMR];
@@ -262,8 +305,8 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
         }
       }
     }
-    for (int kb = 0; kb < Kq; kb += kc) {
-      const int kquads = std::min(kc, Kq - kb) / 4;
+    for (int kb = kr.k0; kb < kr.k1; kb += kc) {
+      const int kquads = std::min(kc, kr.k1 - kb) / 4;
       for (int n = n0; n < n1; n += kNR) {
         const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
         // While the first row panel runs, the next weight block (next panel, else the next K
@@ -274,13 +317,13 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
         const int next_kb = last_n ? kb + kc : kb;
         const int8_t* pf = nullptr;
         int pf_lines = 0;
-        if (next_kb < Kq) {
+        if (next_kb < kr.k1) {
           pf = b.panel8((last_n ? n0 : n + kNR) / kNR) + static_cast<size_t>(next_kb) * kNR;
-          pf_lines = std::min(kc, Kq - next_kb) / 4;
+          pf_lines = std::min(kc, kr.k1 - next_kb) / 4;
         }
         for (int p = 0; p < panels; ++p) {
           MicroAvx2U8(panel_a[p] + kb, panel_lda[p], bp, kquads,
-                      c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > 0,
+                      c + static_cast<size_t>(p) * kMR * ldc + (n - n0), ldc, kb > kr.k0,
                       init + (n - n0), pf, p == 0 ? std::min(pf_lines, kquads) : 0);
         }
       }

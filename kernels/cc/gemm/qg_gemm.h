@@ -107,7 +107,24 @@ struct PackedB {
   AlignedVector<int8_t> data8;
   std::vector<int32_t> colsum;
   const int8_t* panel8(int p) const { return data8.data() + static_cast<size_t>(p) * Kq * kNR; }
+
+  // K as `slices` equal slices (a conv's filter rows, K / slices bytes each) with the column
+  // sums of each, slice_colsum[s * Np + n] (SliceColumnSums): the byte kernels can then run
+  // over slices [s0, s1) only, skipping a conv's filter rows that lie wholly in the padding
+  // above or below the input (GemmRowsU8, GemmImplicitVnniU8). 0: not computed.
+  int slices = 0;
+  std::vector<int32_t> slice_colsum;
 };
+
+// Fills out->slices and out->slice_colsum from the same b, K, N, ldb as PackB; K % slices == 0.
+void SliceColumnSums(const int8_t* b, int K, int N, int ldb, int slices, PackedB* out);
+
+// K range of slices [s0, s1): [s0 * K / slices, s1 * K / slices), the end rounded up to Kq
+// where it is K (whole k-quads); s0 = s1 = 0: all of K.
+struct KRange {
+  int k0 = 0, k1 = 0;
+};
+KRange SliceRange(const PackedB& b, int s0, int s1);
 
 // C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
 // groups of 4 k. AVX2 vpmaddubsw + vpmaddwd(1) + vpaddd; exact only when pairs_fit. Without
@@ -160,14 +177,19 @@ using RowFillerU8 = std::function<void(int64_t r, int count, uint8_t* dst, int l
 // sum (the zero point taken out of sum a * w), written to ws->init; returns ws->init.data().
 const int32_t* ZeroPointInit(const PackedB& b, int zero_point, int n0, int ldc,
                              GemmWorkspace* ws);
+// The same over K slices [s0, s1) only (b.slice_colsum), into init[0, ldc).
+void ZeroPointInitSlices(const PackedB& b, int zero_point, int n0, int ldc, int s0, int s1,
+                         int32_t* init);
 // Runs the kernel of b.byte_path (AVX2 vpmaddubsw, or GemmRowsVnniU8 below). in_place_rows:
 // how many rows lie at in_place (0: unknown); the AMX driver then reads whole 64-byte steps of
 // rows in place even where K is not a multiple of 64 (the bytes past a row, the next row's,
 // meet zero weights), as long as they stay inside those rows.
+// s0 < s1: only K slices [s0, s1) (b.slices; avx2 and vnni byte paths, each slice a whole
+// number of k-quads): the rows' bytes outside them are not read.
 void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0, int n1,
                 const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws, int mb,
                 const uint8_t* in_place = nullptr, int64_t in_place_ld = 0,
-                int64_t in_place_rows = 0);
+                int64_t in_place_rows = 0, int s0 = 0, int s1 = 0);
 // The AMX driver (qg_gemm_amx.cc): 32 x 32 blocks of four int32 tiles, K in steps of 64.
 void GemmRowsAmxU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                    int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
@@ -187,17 +209,20 @@ void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, in
 // The same on AVX-512 VNNI (qg_gemm_vnni_u8.cc), b packed for vnni with K = nseg equal
 // segments (each a multiple of 4 bytes): row r's segment s lies at base + r * ld + soff[s].
 // Rows [0, rows) rounded up to a multiple of kMRV are computed (the caller keeps those bytes
-// readable); done gets all rows [0, rows) at the end.
+// readable); done gets all rows [0, rows) at the end. With tile_segs (b.slices == nseg), tile
+// i (rows [i * kMRV, (i + 1) * kMRV)) runs over segments [tile_segs(i).k0, .k1) only.
+using TileSegments = std::function<KRange(int tile)>;
 void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
                         const int64_t* soff, int nseg, int rows, int n0, int n1,
-                        GemmWorkspace* ws, const RowsDone& done);
+                        GemmWorkspace* ws, const RowsDone& done,
+                        const TileSegments* tile_segs = nullptr);
 // Asks Linux for the AMX tile state (arch_prctl); false where it is refused or not Linux.
 bool AmxPermitted();
 // The AVX-512 VNNI driver (qg_gemm_vnni_u8.cc): tiles of up to kMRV rows x 32 columns.
 constexpr int kMRV = 12;
 void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                     int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
-                    int mb, const uint8_t* in_place, int64_t in_place_ld);
+                    int mb, const uint8_t* in_place, int64_t in_place_ld, KRange kr);
 
 // Rounds to the nearest integer, ties to even (the default FP rounding mode), for |v| < 2^22:
 // the callers clamp first. Plain float adds, so it vectorizes and is exact (no -ffast-math).

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "qg_gemm.h"
 
@@ -270,7 +271,7 @@ int KBlockV(int k) {
 
 void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r1, int n0,
                     int n1, const RowFillerU8& fill, const TileSink& sink, GemmWorkspace* ws,
-                    int mb, const uint8_t* in_place, int64_t in_place_ld) {
+                    int mb, const uint8_t* in_place, int64_t in_place_ld, KRange kr) {
   static_assert(kNR == 16, "one packed panel is one zmm of int32");
   const int Kq = b.Kq;
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
@@ -282,7 +283,7 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
   // In place (a 1x1 stride-1 conv, a MatMul): any count of rows is read where it lies, no
   // copy and no zero rows.
   const bool direct = in_place != nullptr && Kq == b.K;
-  const int kc = KBlockV(Kq);
+  const int kc = KBlockV(kr.k1 - kr.k0);
   const size_t bstride = static_cast<size_t>(Kq) * kNR;
   uint8_t* a = ws->a8.data();
   int32_t* c = ws->c.data();
@@ -302,8 +303,8 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
       for (int i = 0; i < rows; ++i)
         for (int k = b.K; k < Kq; ++k) a[static_cast<size_t>(i) * Kq + k] = 0;
     }
-    for (int kb = 0; kb < Kq; kb += kc) {
-      const int kquads = std::min(kc, Kq - kb) / 4;
+    for (int kb = kr.k0; kb < kr.k1; kb += kc) {
+      const int kquads = std::min(kc, kr.k1 - kb) / 4;
       for (int n = n0; n < n1;) {
         const int nv = n + 2 * kNR <= n0 + ldc ? 2 : 1;
         const int8_t* bp = b.panel8(n / kNR) + static_cast<size_t>(kb) * kNR;
@@ -311,7 +312,7 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
           const int count = std::min(kMRV, rows - i);
           kKernels[nv - 1][count](base + static_cast<size_t>(i) * lda + kb, lda, bp, bstride,
                                   kquads, c + static_cast<size_t>(i) * ldc + (n - n0), ldc,
-                                  kb > 0, init + (n - n0));
+                                  kb > kr.k0, init + (n - n0));
         }
         n += nv * kNR;
       }
@@ -322,7 +323,8 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
 
 QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base,
                                 int64_t ld, const int64_t* soff, int nseg, int rows, int n0,
-                                int n1, GemmWorkspace* ws, const RowsDone& done) {
+                                int n1, GemmWorkspace* ws, const RowsDone& done,
+                                const TileSegments* tile_segs) {
   static_assert(kNR == 16, "one packed panel is one zmm of int32");
   const int ldc = (n1 - n0 + kNR - 1) / kNR * kNR;
   const int tiles = (rows + kMRV - 1) / kMRV;
@@ -332,15 +334,33 @@ QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t*
   int32_t* c = ws->c.data();
   const int64_t seg_quads = b.Kq / nseg / 4;
   const size_t bstride = static_cast<size_t>(b.Kq) * kNR;
+  // Each tile's segments, and the starting sums of those that skip some (their own zero point
+  // correction, over their segments only).
+  thread_local std::vector<KRange> segs;
+  thread_local std::vector<const int32_t*> inits;
+  thread_local AlignedVector<int32_t> own;
+  segs.assign(tiles, KRange{0, nseg});
+  inits.assign(tiles, init);
+  if (tile_segs != nullptr && b.slices == nseg) {
+    own.resize(static_cast<size_t>(tiles) * ldc);
+    for (int i = 0; i < tiles; ++i) {
+      const KRange r = (*tile_segs)(i);
+      if (r.k0 >= r.k1 || (r.k0 == 0 && r.k1 == nseg)) continue;
+      segs[i] = r;
+      inits[i] = own.data() + static_cast<size_t>(i) * ldc;
+      ZeroPointInitSlices(b, zero_point, n0, ldc, r.k0, r.k1, own.data() + i * ldc);
+    }
+  }
   // Column pairs outside, row tiles inside (as GemmRowsVnniU8): a column pair's weights stay
   // in L1 while the rows pass.
   for (int n = n0; n < n1;) {
     const int nv = n + 2 * kNR <= n0 + ldc ? 2 : 1;
     for (int i = 0; i < tiles; ++i) {
+      const int s0 = segs[i].k0;
       (nv == 2 ? MicroVnniU8Seg12x2 : MicroVnniU8Seg12x1)(
-          base + static_cast<int64_t>(i) * kMRV * ld, ld, soff, nseg, seg_quads,
-          b.panel8(n / kNR), bstride, c + static_cast<size_t>(i) * kMRV * ldc + (n - n0), ldc,
-          init + (n - n0));
+          base + static_cast<int64_t>(i) * kMRV * ld, ld, soff + s0, segs[i].k1 - s0,
+          seg_quads, b.panel8(n / kNR) + s0 * seg_quads * 64, bstride,
+          c + static_cast<size_t>(i) * kMRV * ldc + (n - n0), ldc, inits[i] + (n - n0));
     }
     n += nv * kNR;
   }
