@@ -41,14 +41,17 @@ def _worker(out_path):
     acc7 = qg.qg_quantized_conv2d(x, w7, fs, np.zeros(45, np.float32), -7.0, 248.0, 0.0, 1.0,
                                   [], [], [], strides=[1, 1, 1, 1], padding="SAME",
                                   out_type=tf.float32)[0]
-    # padding rows skipped (filter rows that see only padding above or below the input: row
-    # blocks on the avx2 / vnni im2col paths, tiles of the vnni implicit GEMM), nonzero zero
+    # padding taps skipped (filter rows that see only padding above or below the input: row
+    # blocks on the avx2 / vnni im2col paths, tiles of the vnni implicit GEMM; filter columns
+    # left and right for 1 x k filters, whose GEMM rows then run column by column), nonzero zero
     # point, pair-limited weights so avx2 runs its byte kernel
     trim = {}
     for key, shape, k, stride, dil in (("trim7x1", (2, 17, 17, 8), (7, 1), 1, 1),
                                        ("trim5", (2, 24, 26, 12), (5, 5), 1, 1),
                                        ("trim3s2", (2, 30, 26, 16), (3, 3), 2, 2),
-                                       ("trim3", (3, 13, 40, 20), (3, 3), 1, 1)):
+                                       ("trim3", (3, 13, 40, 20), (3, 3), 1, 1),
+                                       ("trim1x7", (2, 9, 17, 8), (1, 7), 1, 1),
+                                       ("trim1x5s2", (2, 23, 30, 12), (1, 5), 2, 2)):
         xt = tf.constant(rng.integers(0, 256, shape, dtype=np.uint8), tf.quint8)
         wt = tf.constant(rng.integers(-64, 65, k + (shape[3], 24), dtype=np.int8), tf.qint8)
         trim[key] = qg.qg_quantized_conv2d(
@@ -149,7 +152,7 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
         assert f"PATH {name}" in proc.stdout
         got = np.load(out)
         for key in ("acc", "q", "mm", "acc7", "dw40", "dw17", "dw72", "dw5m2", "dq", "trim7x1",
-                    "trim5", "trim3s2", "trim3"):
+                    "trim5", "trim3s2", "trim3", "trim1x7", "trim1x5s2"):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
         for key, want in pool_concat.items():
             np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")
