@@ -109,6 +109,9 @@ GemmParts PartitionGemm(int64_t rows, int panels, int64_t K, int threads, int al
   return best;
 }
 
+// The multiply-adds a GEMM work unit should have at least (ParallelGemm), ~3 µs on VNNI.
+constexpr double kMinUnitMacs = 1 << 20;
+
 // Rows [r0, r1) of the GEMM that run over K slices [s0, s1) only (s0 = s1 = 0: all of K).
 struct RowBlock {
   int64_t r0, r1;
@@ -149,15 +152,28 @@ void ParallelGemm(OpKernelContext* ctx, const PackedB& b, int64_t rows, int zero
         chunk_list.push_back({r, std::min(blk.r1, r + per), blk.s0, blk.s1});
     }
   }
+  // Without blocks, a unit is `group` consecutive chunks where a chunk is little work (the
+  // stem conv, K = 27: 96 rows are ~80k multiply-adds, and per-unit costs were ~20% of it),
+  // keeping at least 4 units a thread.
+  int64_t group = 1;
+  if (blocks == nullptr) {
+    const double chunk_macs = static_cast<double>(mb) * (u8 ? b.Kq : b.Kp) * parts.panels_per * kNR;
+    const int64_t chunks_all = (rows + mb - 1) / mb;
+    const int tasks = parts.tr * parts.tc;
+    group = std::max<int64_t>(1, std::min<int64_t>(static_cast<int64_t>(kMinUnitMacs / chunk_macs),
+                                                   chunks_all * parts.tc / (4 * tasks)));
+  }
+  const int64_t unit_rows = group * mb;
   const int64_t row_chunks = blocks != nullptr ? static_cast<int64_t>(chunk_list.size())
-                                               : (rows + mb - 1) / mb;
+                                               : (rows + unit_rows - 1) / unit_rows;
   const MicroKernel micro = MicroKernelFor(SelectedPath());
   RunUnits(ctx, row_chunks * parts.tc, parts.tr * parts.tc, [&](int64_t u) {
     // One workspace per thread, kept between ops: allocating it per op cost page faults.
     thread_local GemmWorkspace ws;
     const int64_t rc = u / parts.tc;
-    const RowBlock chunk = blocks != nullptr ? chunk_list[rc]
-                                             : RowBlock{rc * mb, std::min(rows, (rc + 1) * mb), 0, 0};
+    const RowBlock chunk =
+        blocks != nullptr ? chunk_list[rc]
+                          : RowBlock{rc * unit_rows, std::min(rows, (rc + 1) * unit_rows), 0, 0};
     const int64_t r0 = chunk.r0, r1 = chunk.r1;
     const int cs = static_cast<int>(u % parts.tc);
     const int n0 = cs * parts.panels_per * kNR;
