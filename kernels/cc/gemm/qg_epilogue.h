@@ -45,17 +45,23 @@ struct Epilogue {
   }
   // `count` consecutive output rows: row i's accumulators at acc + i * ldc, its output at
   // index + i * stride (the same as Row on each; one call, the per-channel factors loaded
-  // once for all the rows on the AVX-512 path).
+  // once for all the rows on the AVX-512 and AVX2 paths).
   void Rows(const int32_t* acc, int ldc, int count, int n0, int n1, int64_t index,
             int64_t stride, void* output) const {
     if (simd512) {
       RowsAvx512(acc, ldc, count, n0, n1, index, stride, output);
       return;
     }
+    if (simd) {
+      RowsAvx2(acc, ldc, count, n0, n1, index, stride, output);
+      return;
+    }
     for (int i = 0; i < count; ++i) Row(acc + static_cast<int64_t>(i) * ldc, n0, n1, index + i * stride, output);
   }
   void RowsAvx512(const int32_t* acc, int ldc, int count, int n0, int n1, int64_t index,
                   int64_t stride, void* output) const;
+  void RowsAvx2(const int32_t* acc, int ldc, int count, int n0, int n1, int64_t index,
+                int64_t stride, void* output) const;
   void RowPortable(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;
   void RowAvx2(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;
   void RowAvx512(const int32_t* acc, int n0, int n1, int64_t index, void* output) const;

@@ -312,7 +312,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
         // While the first row panel runs, the next weight block (next panel, else the next K
         // block's first) is fetched line by line: on the first chunk the weights come from L3
         // or memory, which the hardware prefetchers, restarting at every 4 KiB page, follow
-        // slowly (ResNet-50's 7x7 convs at batch 1; kernels/OPS.md).
+        // slowly (ResNet-50's 7x7 convs at batch 1; docs/profile.md, fourth pass).
         const bool last_n = n + kNR >= n1;
         const int next_kb = last_n ? kb + kc : kb;
         const int8_t* pf = nullptr;
