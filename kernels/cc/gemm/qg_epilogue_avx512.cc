@@ -62,7 +62,34 @@ QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int 
   }
   uint8_t* q = static_cast<uint8_t*>(output) + index;
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-  for (int c = n0; c < n1; c += 16) {
+  int c = n0;
+  // 64 channels a row: four vectors packed to bytes together (the packs saturate values
+  // already clamped to [lo, hi]) and one 64-byte store, instead of four vpmovusdb (2 uops each)
+  // and four 16-byte stores. After the packs, dword 4l + j holds vector j's elements 4l..4l+3.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (; c + 64 <= n1; c += 64) {
+    __m512 vm[4], vb[4];
+    for (int j = 0; j < 4; ++j) {
+      vm[j] = _mm512_loadu_ps(m.data() + c + 16 * j);
+      vb[j] = _mm512_loadu_ps(b.data() + c + 16 * j);
+    }
+    const int32_t* a = acc + (c - n0);
+    uint8_t* y = q + c;
+    for (int i = 0; i < count; ++i, a += ldc, y += stride) {
+      __m512i r[4];
+      for (int j = 0; j < 4; ++j) {
+        const __m512 x = _mm512_cvtepi32_ps(_mm512_loadu_si512(a + 16 * j));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(x, vm[j]), vb[j]);
+        v = _mm512_max_ps(v, vlo);  // maxps(NaN, lo) = lo
+        v = _mm512_min_ps(v, vhi);
+        r[j] = _mm512_cvtps_epi32(v);
+      }
+      const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(r[0], r[1]),
+                                                _mm512_packus_epi32(r[2], r[3]));
+      _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
+    }
+  }
+  for (; c < n1; c += 16) {
     const __mmask16 k = n1 - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n1 - c)) - 1);
     const __m512 vm = _mm512_maskz_loadu_ps(k, m.data() + c);
     const __m512 vb = _mm512_maskz_loadu_ps(k, b.data() + c);
