@@ -17,6 +17,8 @@ REPO = HERE.parent.parent
 
 def _worker(out_path):
     import tensorflow as tf
+    if os.environ.get("QG_TEST_THREADS"):  # TF's intra-op pool: before the first op runs
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["QG_TEST_THREADS"]))
 
     from quantize_graph import kernels
     qg = kernels.load()
@@ -110,10 +112,12 @@ def _pool_concat_reference():
     return want
 
 
-def _run(path_name, tmp_path):
-    out = tmp_path / f"{path_name}.npz"
+def _run(path_name, tmp_path, threads=None):
+    out = tmp_path / f"{path_name}{threads or ''}.npz"
     env = dict(os.environ, QG_CPU_PATH=path_name, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if threads:
+        env["QG_TEST_THREADS"] = str(threads)
     proc = subprocess.run([sys.executable, str(HERE), str(out)], env=env, capture_output=True,
                           text=True, timeout=120)
     return proc, out
@@ -156,6 +160,18 @@ def test_portable_and_simd_paths_identical(built, tmp_path):
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{name} vs portable: {key}")
         for key, want in pool_concat.items():
             np.testing.assert_array_equal(got[key], want, err_msg=f"{name} vs reference: {key}")
+    # The work split (rows or columns per thread, units claimed by pool tasks) may not change
+    # a byte: the fastest path again on 1 and on 5 threads (an odd count: 5 row parts).
+    for threads in (1, 5):
+        proc, out = _run(others[-1], tmp_path, threads)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = np.load(out)
+        for key in ref.files:
+            if key in pool_concat:
+                np.testing.assert_array_equal(got[key], pool_concat[key], err_msg=f"{key}")
+            else:
+                np.testing.assert_array_equal(got[key], ref[key],
+                                              err_msg=f"{others[-1]}, {threads} threads: {key}")
 
 
 @pytest.mark.parametrize("value", ["vnni", "amx", "avx3"])
