@@ -65,12 +65,14 @@ class QgQuantizeOp : public OpKernel {
     const int zp = r.zero_point;
     // clamp(rint(x / scale) + zp, 0, 255) == rint(clamp(x / scale, -zp, 255 - zp)) + zp
     const bool avx512 = Avx512Path(SelectedPath());
+    const bool avx2 = SelectedPath() == CpuPath::kAvx2;
     ParallelElements(ctx, in.NumElements(), 8, [&](int64_t s, int64_t e) {
       if (avx512) {
         QuantizeSpanAvx512(x + s, q + s, e - s, scale, lo, hi, zp);
-      } else {
-        QuantizeSpan(x + s, q + s, e - s, scale, lo, hi, zp);
+        return;
       }
+      if (avx2) s += QuantizeSpanAvx2(x + s, q + s, e - s, scale, lo, hi, zp);
+      QuantizeSpan(x + s, q + s, e - s, scale, lo, hi, zp);
     });
   }
 };
