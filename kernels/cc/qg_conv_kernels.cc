@@ -329,12 +329,13 @@ double ImplicitMaxWork(CpuPath path) {
   return path == CpuPath::kAmx ? kImplicitMaxWork : kImplicitMaxWorkVnni;
 }
 
-// A stride-1 convolution without im2col, on AMX or AVX-512 VNNI: the input is copied once with
-// its padding (zero_point) around it, [n, hp, wp, c] with hp = oh + kh - 1, wp = ow + kw - 1,
-// and output pixel (oy, ox) of an image becomes "virtual row" v = oy * wp + ox, whose window
-// row i is the kw * c contiguous bytes at (v + i * wp) * c. So the A rows of a tile of
-// consecutive virtual rows are one strided read (row stride c) per filter row, straight from
-// the padded input: an AMX tile load per 64-byte step, or VNNI broadcasts k-quad by k-quad.
+// A stride-1 convolution without im2col, on AMX or AVX-512 VNNI: a band of the input's rows is
+// copied with its padding (zero_point) around it, rows of wp = ow + kw - 1 pixels, and output
+// pixel (oy, ox) becomes "virtual row" v = oy * wp + ox (oy counted from the band's first),
+// whose window row i is the kw * c contiguous bytes at (v + i * wp) * c. So the A rows of a
+// tile of consecutive virtual rows are one strided read (row stride c) per filter row,
+// straight from that copy: an AMX tile load per 64-byte step, or VNNI broadcasts k-quad by
+// k-quad.
 // Rows with ox >= ow (across the right padding) are computed and thrown away; bytes read past
 // a span meet zero weights. The caller checks that it applies (stride 1, no dilation, weights
 // packed for b.byte_path by PackedWeightsImplicit, a padded copy of moderate size).
@@ -624,15 +625,13 @@ class QgQuantizedConv2DOp : public GemmBase {
       const int64_t hp = PaddedExtent(g.h, g.ph, g.oh, g.sh, g.kh, g.dh);
       const int64_t wp = PaddedExtent(g.w, g.pw, g.ow, g.sw, g.kw, g.dw);
       padded.assign(g.n * hp * wp * g.c, 0);
-      ParallelRange(ctx, g.n * g.h, g.w * g.c,
-                          [&](int64_t s, int64_t e) {
-                            for (int64_t row = s; row < e; ++row) {
-                              const int64_t b = row / g.h, y = row % g.h;
-                              const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
-                              WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp,
-                                      padded.data() + at);
-                            }
-                          });
+      ParallelRange(ctx, g.n * g.h, g.w * g.c, [&](int64_t s, int64_t e) {
+        for (int64_t row = s; row < e; ++row) {
+          const int64_t b = row / g.h, y = row % g.h;
+          const int64_t at = ((b * hp + y + g.ph) * wp + g.pw) * g.c;
+          WidenU8(x + row * g.w * g.c, static_cast<int>(g.w * g.c), zp, padded.data() + at);
+        }
+      });
       const int64_t c = g.c, span = g.kw * c;
       fill = [&, hp, wp, c, span](int64_t r, int16_t* dst) {
         const int64_t ox = r % g.ow, t = r / g.ow, oy = t % g.oh, b = t / g.oh;

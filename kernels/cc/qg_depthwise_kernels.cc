@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "qg_common.h"
-#include "qg_parallel.h"
 #include "qg_depthwise_simd.h"
 #include "qg_fused_base.h"
+#include "qg_parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace qg {
@@ -242,7 +242,7 @@ class QgQuantizedDepthwiseConv2DOp : public FusedBase {
       const int64_t hi = std::max(
           lo, std::min(g.ow, g.w - 1 - span + g.pw >= 0 ? (g.w - 1 - span + g.pw) / g.sw + 1
                                                           : 0));
-      // Shards of output rows (b, oy); the cost is per output row.
+      // Ranges of output rows (b, oy); the cost is per output row.
       ParallelRange(ctx, g.n * g.oh, g.ow * taps * cout,
           [&](int64_t start, int64_t limit) {
             std::vector<int32_t> acc(cout);

@@ -51,15 +51,14 @@ class QgPoolOp : public OpKernel {
     if (simd) {
       // One unit is one output row: the vertical pass reads kh input rows, the horizontal
       // one kw columns per pixel.
-      ParallelRange(ctx, n * oh,
-                          (eh * std::min<int64_t>(sw, w) + ew) * ow * c,
-                          [&](int64_t s0, int64_t s1) {
-                            if (kMax) {
-                              (avx512 ? MaxPoolRowsAvx512 : MaxPoolRowsAvx2)(g, x, y, s0, s1);
-                            } else {
-                              (avx512 ? AvgPoolRowsAvx512 : AvgPoolRowsAvx2)(g, x, y, s0, s1);
-                            }
-                          });
+      ParallelRange(ctx, n * oh, (eh * std::min<int64_t>(sw, w) + ew) * ow * c,
+                    [&](int64_t s0, int64_t s1) {
+                      if (kMax) {
+                        (avx512 ? MaxPoolRowsAvx512 : MaxPoolRowsAvx2)(g, x, y, s0, s1);
+                      } else {
+                        (avx512 ? AvgPoolRowsAvx512 : AvgPoolRowsAvx2)(g, x, y, s0, s1);
+                      }
+                    });
       return;
     }
     ParallelRange(ctx, rows, eh * ew * c, [&](int64_t s, int64_t e) {

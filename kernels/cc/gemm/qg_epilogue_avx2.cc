@@ -53,6 +53,16 @@ QG_AVX2 void Epilogue::RowAvx2(const int32_t* acc, int n0, int n1, int64_t index
   if (c < n1) RowPortable(acc + (c - n0), c, n1, index, output);
 }
 
+// One vector of accumulators to clamped, rounded int32 codes, as RowAvx2's quint8 row without a
+// summand: acc * m + b (separate mul and add), clamp to [lo, hi] (maxps(NaN, lo) = lo), round
+// half to even.
+QG_AVX2 static inline __m256i Requantize256(__m256i acc, __m256 m, __m256 b, __m256 lo,
+                                            __m256 hi) {
+  __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), m), b);
+  v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+  return _mm256_cvtps_epi32(v);
+}
+
 // Rows: 16 channels at a time outside, the rows inside, so the per-channel factors stay in
 // registers, and two 8-channel vectors packed to bytes together; the same operations per
 // element as RowAvx2 (the packs saturate values already clamped to [lo, hi]).
@@ -68,16 +78,12 @@ QG_AVX2 void Epilogue::RowsAvx2(const int32_t* acc, int ldc, int count, int n0, 
       const int32_t* a = acc + (c - n0);
       uint8_t* y = q + c;
       for (int i = 0; i < count; ++i, a += ldc, y += stride) {
-        __m256 v0 = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
-        __m256 v1 =
-            _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 8)));
-        v0 = _mm256_add_ps(_mm256_mul_ps(v0, m0), b0);
-        v1 = _mm256_add_ps(_mm256_mul_ps(v1, m1), b1);
-        v0 = _mm256_min_ps(_mm256_max_ps(v0, vlo), vhi);  // maxps(NaN, lo) = lo
-        v1 = _mm256_min_ps(_mm256_max_ps(v1, vlo), vhi);
+        const __m256i r0 = Requantize256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), m0, b0, vlo, vhi);
+        const __m256i r1 = Requantize256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 8)), m1, b1, vlo, vhi);
         // u16 lanes [0-3, 8-11 | 4-7, 12-15] -> [0-3, 4-7 | 8-11, 12-15] -> 16 bytes
-        const __m256i p = _mm256_permute4x64_epi64(
-            _mm256_packus_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1)), 0xD8);
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r0, r1), 0xD8);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(y),
                          _mm_packus_epi16(_mm256_castsi256_si128(p),
                                           _mm256_extracti128_si256(p, 1)));

@@ -51,6 +51,15 @@ QG_AVX512 void Epilogue::RowAvx512(const int32_t* acc, int n0, int n1, int64_t i
   }
 }
 
+// One vector of accumulators to clamped, rounded int32 codes: acc * m + b (separate mul and
+// add), clamp to [lo, hi] (maxps(NaN, lo) = lo), round half to even. RowsAvx512's loops.
+QG_AVX512 static inline __m512i Requantize512(__m512i acc, __m512 m, __m512 b, __m512 lo,
+                                              __m512 hi) {
+  __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), m), b);
+  v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+  return _mm512_cvtps_epi32(v);
+}
+
 // Rows: 16 channels at a time outside, the rows inside, so the per-channel factors stay in
 // registers; the same operations per element as RowAvx512.
 QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int n0, int n1,
@@ -77,13 +86,8 @@ QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int 
     uint8_t* y = q + c;
     for (int i = 0; i < count; ++i, a += ldc, y += stride) {
       __m512i r[4];
-      for (int j = 0; j < 4; ++j) {
-        const __m512 x = _mm512_cvtepi32_ps(_mm512_loadu_si512(a + 16 * j));
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(x, vm[j]), vb[j]);
-        v = _mm512_max_ps(v, vlo);  // maxps(NaN, lo) = lo
-        v = _mm512_min_ps(v, vhi);
-        r[j] = _mm512_cvtps_epi32(v);
-      }
+      for (int j = 0; j < 4; ++j)
+        r[j] = Requantize512(_mm512_loadu_si512(a + 16 * j), vm[j], vb[j], vlo, vhi);
       const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(r[0], r[1]),
                                                 _mm512_packus_epi32(r[2], r[3]));
       _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
@@ -96,11 +100,8 @@ QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int 
     const int32_t* a = acc + (c - n0);
     uint8_t* y = q + c;
     for (int i = 0; i < count; ++i) {
-      const __m512 x = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, a));
-      __m512 v = _mm512_add_ps(_mm512_mul_ps(x, vm), vb);
-      v = _mm512_max_ps(v, vlo);  // maxps(NaN, lo) = lo
-      v = _mm512_min_ps(v, vhi);
-      _mm_mask_storeu_epi8(y, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
+      const __m512i r = Requantize512(_mm512_maskz_loadu_epi32(k, a), vm, vb, vlo, vhi);
+      _mm_mask_storeu_epi8(y, k, _mm512_cvtusepi32_epi8(r));
       a += ldc;
       y += stride;
     }

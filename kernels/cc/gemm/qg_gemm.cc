@@ -204,15 +204,17 @@ static int KBlock(int k, int step, int limit = kKC) {
   return (per + step - 1) / step * step;
 }
 
+// sum (a - zp) w = sum a w - zp * colsum: the kernels start from -zp * colsum (wrapping
+// int32 arithmetic; the true result fits int32).
+static int32_t MinusZeroPointTimes(int zero_point, int64_t column_sum) {
+  const int64_t corr = static_cast<int64_t>(zero_point) * column_sum;
+  return static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+}
+
 const int32_t* ZeroPointInit(const PackedB& b, int zero_point, int n0, int ldc,
                              GemmWorkspace* ws) {
-  // sum (a - zp) w = sum a w - zp * colsum: the kernels start from -zp * colsum (wrapping
-  // int32 arithmetic; the true result fits int32).
   ws->init.resize(ldc);
-  for (int n = 0; n < ldc; ++n) {
-    const int64_t corr = static_cast<int64_t>(zero_point) * b.colsum[n0 + n];
-    ws->init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
-  }
+  for (int n = 0; n < ldc; ++n) ws->init[n] = MinusZeroPointTimes(zero_point, b.colsum[n0 + n]);
   return ws->init.data();
 }
 
@@ -243,8 +245,7 @@ void ZeroPointInitSlices(const PackedB& b, int zero_point, int n0, int ldc, int 
   for (int n = 0; n < ldc; ++n) {
     int64_t sum = 0;
     for (int s = s0; s < s1; ++s) sum += b.slice_colsum[static_cast<size_t>(s) * b.Np + n0 + n];
-    const int64_t corr = static_cast<int64_t>(zero_point) * sum;
-    init[n] = static_cast<int32_t>(static_cast<uint32_t>(0) - static_cast<uint32_t>(corr));
+    init[n] = MinusZeroPointTimes(zero_point, sum);
   }
 }
 
