@@ -28,14 +28,16 @@ from quantize_graph.tools.benchmark_graph import Model  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", choices=bt.MODELS)
-    parser.add_argument("--photos", default=os.path.join(REPO, "..", "shared", "images",
-                                                         "imagenet_samples"))
+    parser.add_argument("--photos", default=None, help="labelled photos; the first 100 "
+                        "calibrate (default: ../shared/images/imagenet_samples, or under "
+                        "$QG_SHARED_DIR)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--batches", default="8,1")
     parser.add_argument("--out_dir", default=None,
                         help="where the converted graphs are (default: the model cache)")
     args = parser.parse_args()
-    from tests.model_cache import cache_dir
+    from tests.model_cache import cache_dir, photos_dir
+    args.photos = args.photos or photos_dir()
     out_dir = args.out_dir or os.path.join(cache_dir(), "bench_targets")
     os.makedirs(out_dir, exist_ok=True)
     print("Qg GEMM path: %s (library %s)" % (bt.qg_path(), quantize_graph.__file__), flush=True)
@@ -48,7 +50,10 @@ def main():
         runners = {t: Model(p, spec.input, spec.output, 2) for t, p in graphs.items()}
         try:
             for batch in (int(b) for b in args.batches.split(",")):
-                if runners["onednn"].fixed_batch not in (None, batch):
+                fixed = runners["onednn"].fixed_batch
+                if fixed not in (None, batch):
+                    print("%s batch %d: not run (the graph's input has a fixed batch of %d)" % (
+                        name, batch, fixed), flush=True)
                     continue
                 times = bt.time_interleaved(runners, images[:batch], args.runs)
                 med = {t: float(np.median(v)) for t, v in times.items()}

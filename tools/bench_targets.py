@@ -181,6 +181,37 @@ def time_interleaved(runners, inputs, runs, warmup=3):
 COLUMNS = ("TF float", "onednn", "kernels", "TFLite float", "TFLite int8")
 
 
+def multiply_adds(spec):
+    """Multiply-adds of one image through the float graph's Conv2D, DepthwiseConv2dNative and
+    MatMul nodes (shapes inferred with the input fixed at one image): what every column of the
+    table computes, so ms turn into a rate to hold against the CPU's ceilings (`make
+    gemm-check` prints them)."""
+    from quantize_graph.tools.benchmark_graph import load_graph_def
+    h, w = spec.preprocessing.height, spec.preprocessing.width
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.float32, [1, h, w, 3])
+        tf.import_graph_def(load_graph_def(spec.float_path), {spec.input + ":0": image}, name="")
+        total = 0
+        for op in graph.get_operations():
+            if op.type not in ("Conv2D", "DepthwiseConv2dNative", "MatMul"):
+                continue
+            out, weights = op.outputs[0].shape.as_list(), op.inputs[1].shape.as_list()
+            if op.type == "MatMul":  # K: the weights' first dimension, or second when transposed
+                per_output = weights[1] if op.get_attr("transpose_b") else weights[0]
+            elif op.type == "Conv2D":
+                per_output = weights[0] * weights[1] * weights[2]
+            else:  # each output channel reads one input channel's window
+                per_output = weights[0] * weights[1]
+            total += int(np.prod(out)) * per_output
+    return total
+
+
+def rate_line(macs, medians, batch, threads):
+    """'batch N: TF float 92, ...': billions of multiply-adds a second, a thread."""
+    return "batch %d: %s" % (batch, ", ".join(
+        "%s %.0f" % (c, macs * batch / (medians[c] / 1000.0) / threads / 1e9) for c in COLUMNS))
+
+
 def bench_model(name, photos, out_dir, runs, batches=(1, 8), threads=2, reuse=False,
                 agreement_photos=200):
     """Markdown section for one model: medians per batch of the five ways of running it, and
@@ -200,6 +231,8 @@ def bench_model(name, photos, out_dir, runs, batches=(1, 8), threads=2, reuse=Fa
              "| batch | " + " | ".join(COLUMNS) + " | float / kernels | onednn / kernels | "
              "kernels / TFLite int8 | load |", "|---" * (len(COLUMNS) + 5) + "|"]
     fixed = runners["TF float"].fixed_batch
+    macs = multiply_adds(spec)
+    rates = []
     try:
         for batch in batches:
             if fixed is not None and batch != fixed:
@@ -209,6 +242,7 @@ def bench_model(name, photos, out_dir, runs, batches=(1, 8), threads=2, reuse=Fa
             times = time_interleaved(runners, x, runs)
             med = {k: float(np.median(v)) for k, v in times.items()}
             load = os.getloadavg()[0]
+            rates.append(rate_line(macs, med, batch, threads))
             lines.append("| %d | %s | %.2fx | %.2fx | %.2fx | %.1f |" % (
                 batch, " | ".join("%.1f" % med[c] for c in COLUMNS),
                 med["TF float"] / med["kernels"], med["onednn"] / med["kernels"],
@@ -221,6 +255,8 @@ def bench_model(name, photos, out_dir, runs, batches=(1, 8), threads=2, reuse=Fa
     lines += ["", "Top-1 agreement with TF float on %d photos (not the calibration ones): %s." % (
         agreement_photos, ", ".join("%s %.1f%%" % (k, 100 * v) for k, v in agree.items()
                                     if k != "TF float"))]
+    lines += ["", "Multiply-adds: %.3g G an image; at these medians, G a second a thread: %s." % (
+        macs / 1e9, "; ".join(rates))]
     lines += ["", "Median ms of %d interleaved runs per graph (after 3 warm-up runs), %d threads "
               "each; TFLite int8: full-integer, %s, XNNPACK." % (runs, threads, how), "", ""]
     return "\n".join(lines)
@@ -246,15 +282,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", choices=MODELS,
                         help="repeatable; default: all four")
-    parser.add_argument("--photos", default=os.path.join(REPO, "..", "shared", "images",
-                                                         "imagenet_samples"))
+    parser.add_argument("--photos", default=None, help="labelled photos; the first 100 "
+                        "calibrate (default: ../shared/images/imagenet_samples, or under "
+                        "$QG_SHARED_DIR)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--out_dir", default=None, help="where the converted graphs go "
                         "(default: the model cache)")
     parser.add_argument("--reuse", action="store_true", help="reuse converted graphs found there")
     args = parser.parse_args()
-    from tests.model_cache import cache_dir
+    from tests.model_cache import cache_dir, photos_dir
+    args.photos = args.photos or photos_dir()
     out_dir = args.out_dir or os.path.join(cache_dir(), "bench_targets")
     print(header(), flush=True)
     batches = tuple(int(b) for b in args.batches.split(","))
