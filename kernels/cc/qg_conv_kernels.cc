@@ -203,20 +203,20 @@ bool PaddedTooLarge(const ConvGeometry& g) {
   return hp > limit || wp > limit / hp || g.n * g.c > limit / (hp * wp);
 }
 
-// The taps [t0, t1) along one axis of a window starting at output position o whose input
+// The taps [s0, s1) along one axis of a window starting at output position o whose input
 // positions lie inside the input (the others read only padding: zero_point, whose products the
 // column sums take out again): size, pad, stride, taps and dilation of that axis.
-KRange ValidTaps(int64_t o, int64_t size, int64_t pad, int64_t stride, int64_t taps,
+SliceSpan ValidTaps(int64_t o, int64_t size, int64_t pad, int64_t stride, int64_t taps,
                  int64_t dilation) {
-  KRange r;
+  SliceSpan r;
   const int64_t first = o * stride - pad;  // input position of tap 0
   const int64_t lo = first >= 0 ? 0 : (-first + dilation - 1) / dilation;
   const int64_t hi = size - 1 - first >= 0 ? (size - 1 - first) / dilation + 1 : 0;
-  r.k0 = static_cast<int>(std::min<int64_t>(lo, taps));
-  r.k1 = static_cast<int>(std::max<int64_t>(r.k0, std::min<int64_t>(hi, taps)));
+  r.s0 = static_cast<int>(std::min<int64_t>(lo, taps));
+  r.s1 = static_cast<int>(std::max<int64_t>(r.s0, std::min<int64_t>(hi, taps)));
   return r;
 }
-KRange ValidFilterRows(const ConvGeometry& g, int64_t oy) {
+SliceSpan ValidFilterRows(const ConvGeometry& g, int64_t oy) {
   return ValidTaps(oy, g.h, g.ph, g.sh, g.kh, g.dh);
 }
 
@@ -240,23 +240,23 @@ bool TrimmedRowBlocks(const ConvGeometry& g, const PackedB& b, bool columns,
       (b.byte_path != CpuPath::kAvx2 && b.byte_path != CpuPath::kVnni))
     return false;
   const int64_t align = b.byte_path == CpuPath::kVnni ? kMRV : kMR;
-  std::vector<KRange> ranges(lines);
+  std::vector<SliceSpan> ranges(lines);
   for (int64_t o = 0; o < lines; ++o) {
-    KRange r = columns ? ValidTaps(o, g.w, g.pw, g.sw, g.kw, g.dw) : ValidFilterRows(g, o);
-    if (r.k0 >= r.k1) r = KRange{0, static_cast<int>(taps)};  // all padding: run as is
+    SliceSpan r = columns ? ValidTaps(o, g.w, g.pw, g.sw, g.kw, g.dw) : ValidFilterRows(g, o);
+    if (r.s0 >= r.s1) r = SliceSpan{0, static_cast<int>(taps)};  // all padding: run as is
     ranges[o] = r;
   }
   double gain = 0;
   for (int64_t o = 0; o < lines;) {
     int64_t end = o + 1;
-    while (end < lines && ranges[end].k0 == ranges[o].k0 && ranges[end].k1 == ranges[o].k1)
+    while (end < lines && ranges[end].s0 == ranges[o].s0 && ranges[end].s1 == ranges[o].s1)
       ++end;
-    const int64_t kept = ranges[o].k1 - ranges[o].k0, rows = (end - o) * length;
+    const int64_t kept = ranges[o].s1 - ranges[o].s0, rows = (end - o) * length;
     const int64_t junk = (rows + align - 1) / align * align - rows;
     if (kept < taps) gain += static_cast<double>(rows * (taps - kept) - junk * kept);
     const bool full = kept == taps;
-    blocks->push_back({o * length, end * length, full ? 0 : ranges[o].k0,
-                       full ? 0 : ranges[o].k1});
+    blocks->push_back({o * length, end * length, full ? 0 : ranges[o].s0,
+                       full ? 0 : ranges[o].s1});
     o = end;
   }
   if (gain <= 0) blocks->clear();
@@ -385,7 +385,7 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
   // Tiles near the top and bottom skip the filter rows that see only padding (VNNI; AMX runs
   // whole 64-byte K steps).
   const bool trim = !amx && g.kh > 1 && b.slices == g.kh &&
-                    (ValidFilterRows(g, 0).k0 > 0 || ValidFilterRows(g, g.oh - 1).k1 < g.kh);
+                    (ValidFilterRows(g, 0).s0 > 0 || ValidFilterRows(g, g.oh - 1).s1 < g.kh);
   RunUnits(ctx, g.n * bands * parts.tc, parts.tr * parts.tc, [&](int64_t u) {
     thread_local GemmWorkspace ws;
     thread_local AlignedVector<uint8_t> buf;
@@ -441,13 +441,13 @@ void ConvImplicit(OpKernelContext* ctx, const ConvGeometry& g, const PackedB& b,
       // them (ValidFilterRows; padding rows of the copy hold zero_point, so the union is
       // exact). Only for chunks that reach a row with padding taps.
       const int64_t oy_first = oy0 + v0 / wp, oy_last = oy0 + (v1 - 1) / wp;
-      const bool border = trim && (ValidFilterRows(g, oy_first).k0 > 0 ||
-                                   ValidFilterRows(g, std::min(g.oh - 1, oy_last + 1)).k1 < g.kh);
+      const bool border = trim && (ValidFilterRows(g, oy_first).s0 > 0 ||
+                                   ValidFilterRows(g, std::min(g.oh - 1, oy_last + 1)).s1 < g.kh);
       const TileSegments segs = [&](int i) {
         const int64_t va = v0 + static_cast<int64_t>(i) * kMRV;
         const int64_t oya = std::min<int64_t>(g.oh - 1, oy0 + va / wp);
         const int64_t oyb = std::min<int64_t>(g.oh - 1, oy0 + (va + kMRV - 1) / wp);
-        return KRange{ValidFilterRows(g, oyb).k0, ValidFilterRows(g, oya).k1};
+        return SliceSpan{ValidFilterRows(g, oyb).s0, ValidFilterRows(g, oya).s1};
       };
       GemmImplicitVnniU8(b, zp, base, c, aoff.data(), static_cast<int>(g.kh),
                          static_cast<int>(v1 - v0), n0, n1, &ws, done,

@@ -62,36 +62,36 @@ class QgPoolOp : public OpKernel {
       return;
     }
     ParallelRange(ctx, rows, eh * ew * c, [&](int64_t s, int64_t e) {
-          std::vector<int32_t> acc(c);
-          for (int64_t row = s; row < e; ++row) {
-            const int64_t ox = row % ow, t = row / ow, oy = t % oh, b = t / oh;
-            std::fill(acc.begin(), acc.end(), 0);
-            int count = 0;
-            // Only the taps inside the input: padding never counts.
-            int64_t i0, i1, j0, j1;
-            ClipWindow(oy * sh - ph, kh, h, &i0, &i1);
-            ClipWindow(ox * sw - pw, kw, w, &j0, &j1);
-            for (int64_t i = i0; i < i1; ++i) {
-              const int64_t yy = oy * sh - ph + i;
-              for (int64_t j = j0; j < j1; ++j) {
-                const int64_t xx = ox * sw - pw + j;
-                const uint8_t* p = x + ((b * h + yy) * w + xx) * c;
-                ++count;
-                if (kMax) {
-                  for (int64_t k = 0; k < c; ++k) acc[k] = std::max<int32_t>(acc[k], p[k]);
-                } else {
-                  for (int64_t k = 0; k < c; ++k) acc[k] += p[k];
-                }
-              }
-            }
-            uint8_t* o = y + row * c;
+      std::vector<int32_t> acc(c);
+      for (int64_t row = s; row < e; ++row) {
+        const int64_t ox = row % ow, t = row / ow, oy = t % oh, b = t / oh;
+        std::fill(acc.begin(), acc.end(), 0);
+        int count = 0;
+        // Only the taps inside the input: padding never counts.
+        int64_t i0, i1, j0, j1;
+        ClipWindow(oy * sh - ph, kh, h, &i0, &i1);
+        ClipWindow(ox * sw - pw, kw, w, &j0, &j1);
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t yy = oy * sh - ph + i;
+          for (int64_t j = j0; j < j1; ++j) {
+            const int64_t xx = ox * sw - pw + j;
+            const uint8_t* p = x + ((b * h + yy) * w + xx) * c;
+            ++count;
             if (kMax) {
-              for (int64_t k = 0; k < c; ++k) o[k] = static_cast<uint8_t>(acc[k]);
+              for (int64_t k = 0; k < c; ++k) acc[k] = std::max<int32_t>(acc[k], p[k]);
             } else {
-              for (int64_t k = 0; k < c; ++k) o[k] = AvgRound(acc[k], count);
+              for (int64_t k = 0; k < c; ++k) acc[k] += p[k];
             }
           }
-        });
+        }
+        uint8_t* o = y + row * c;
+        if (kMax) {
+          for (int64_t k = 0; k < c; ++k) o[k] = static_cast<uint8_t>(acc[k]);
+        } else {
+          for (int64_t k = 0; k < c; ++k) o[k] = AvgRound(acc[k], count);
+        }
+      }
+    });
   }
 
  private:
@@ -151,28 +151,28 @@ class QgQuantizedConcatOp : public OpKernel {
       lens[i] = values[i].dim_size(axis) * inner;
     }
     ParallelRange(ctx, outer, out_row, [&](int64_t s, int64_t e) {
-          // Input by input: each one's rows [s, e) into its slice of the output rows.
-          int64_t offset = 0;
-          for (int i = 0; i < n; ++i) {
-            const int64_t len = lens[i];
-            const uint8_t* src = srcs[i] + s * len;
-            uint8_t* dst = y + s * out_row + offset;
-            offset += len;
-            if (len == 0) continue;
-            if (identity[i]) {
-              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
-                std::memcpy(dst, src, len);
-              }
-            } else if (simd) {
-              requant(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
-            } else {
-              const uint8_t* t = tables[i].data();
-              for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
-                for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
-              }
-            }
+      // Input by input: each one's rows [s, e) into its slice of the output rows.
+      int64_t offset = 0;
+      for (int i = 0; i < n; ++i) {
+        const int64_t len = lens[i];
+        const uint8_t* src = srcs[i] + s * len;
+        uint8_t* dst = y + s * out_row + offset;
+        offset += len;
+        if (len == 0) continue;
+        if (identity[i]) {
+          for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
+            std::memcpy(dst, src, len);
           }
-        });
+        } else if (simd) {
+          requant(src, len, e - s, dst, out_row, zero_points[i], ratios[i], zp_out);
+        } else {
+          const uint8_t* t = tables[i].data();
+          for (int64_t o = s; o < e; ++o, src += len, dst += out_row) {
+            for (int64_t k = 0; k < len; ++k) dst[k] = t[src[k]];
+          }
+        }
+      }
+    });
   }
 
  private:

@@ -119,11 +119,16 @@ struct PackedB {
 // Fills out->slices and out->slice_colsum from the same b, K, N, ldb as PackB; K % slices == 0.
 void SliceColumnSums(const int8_t* b, int K, int N, int ldb, int slices, PackedB* out);
 
-// K range of slices [s0, s1): [s0 * K / slices, s1 * K / slices), the end rounded up to Kq
-// where it is K (whole k-quads); s0 = s1 = 0: all of K.
+// Bytes [k0, k1) of K.
 struct KRange {
   int k0 = 0, k1 = 0;
 };
+// Slices [s0, s1) of K (a conv's filter rows, or its taps along one axis).
+struct SliceSpan {
+  int s0 = 0, s1 = 0;
+};
+// K range of slices [s0, s1): [s0 * K / slices, s1 * K / slices), the end rounded up to Kq
+// where it is K (whole k-quads); s0 = s1 = 0: all of K.
 KRange SliceRange(const PackedB& b, int s0, int s1);
 
 // C[kMR][kNR] (+)= raw u8 activations A[kMR rows, stride lda bytes] . byte panel, kquads
@@ -210,8 +215,8 @@ void GemmImplicitAmxU8(const PackedB& b, int zero_point, const uint8_t* base, in
 // segments (each a multiple of 4 bytes): row r's segment s lies at base + r * ld + soff[s].
 // Rows [0, rows) rounded up to a multiple of kMRV are computed (the caller keeps those bytes
 // readable); done gets all rows [0, rows) at the end. With tile_segs (b.slices == nseg), tile
-// i (rows [i * kMRV, (i + 1) * kMRV)) runs over segments [tile_segs(i).k0, .k1) only.
-using TileSegments = std::function<KRange(int tile)>;
+// i (rows [i * kMRV, (i + 1) * kMRV)) runs over segments [tile_segs(i).s0, .s1) only.
+using TileSegments = std::function<SliceSpan(int tile)>;
 void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t* base, int64_t ld,
                         const int64_t* soff, int nseg, int rows, int n0, int n1,
                         GemmWorkspace* ws, const RowsDone& done,

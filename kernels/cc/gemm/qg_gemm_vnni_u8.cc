@@ -336,19 +336,19 @@ QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t*
   const size_t bstride = static_cast<size_t>(b.Kq) * kNR;
   // Each tile's segments, and the starting sums of those that skip some (their own zero point
   // correction, over their segments only).
-  thread_local std::vector<KRange> segs;
+  thread_local std::vector<SliceSpan> segs;
   thread_local std::vector<const int32_t*> inits;
   thread_local AlignedVector<int32_t> own;
-  segs.assign(tiles, KRange{0, nseg});
+  segs.assign(tiles, SliceSpan{0, nseg});
   inits.assign(tiles, init);
   if (tile_segs != nullptr && b.slices == nseg) {
     own.resize(static_cast<size_t>(tiles) * ldc);
     for (int i = 0; i < tiles; ++i) {
-      const KRange r = (*tile_segs)(i);
-      if (r.k0 >= r.k1 || (r.k0 == 0 && r.k1 == nseg)) continue;
+      const SliceSpan r = (*tile_segs)(i);
+      if (r.s0 >= r.s1 || (r.s0 == 0 && r.s1 == nseg)) continue;
       segs[i] = r;
       inits[i] = own.data() + static_cast<size_t>(i) * ldc;
-      ZeroPointInitSlices(b, zero_point, n0, ldc, r.k0, r.k1, own.data() + i * ldc);
+      ZeroPointInitSlices(b, zero_point, n0, ldc, r.s0, r.s1, own.data() + i * ldc);
     }
   }
   // Column pairs outside, row tiles inside (as GemmRowsVnniU8): a column pair's weights stay
@@ -356,9 +356,9 @@ QG_VNNI void GemmImplicitVnniU8(const PackedB& b, int zero_point, const uint8_t*
   for (int n = n0; n < n1;) {
     const int nv = n + 2 * kNR <= n0 + ldc ? 2 : 1;
     for (int i = 0; i < tiles; ++i) {
-      const int s0 = segs[i].k0;
+      const int s0 = segs[i].s0;
       (nv == 2 ? MicroVnniU8Seg12x2 : MicroVnniU8Seg12x1)(
-          base + static_cast<int64_t>(i) * kMRV * ld, ld, soff + s0, segs[i].k1 - s0,
+          base + static_cast<int64_t>(i) * kMRV * ld, ld, soff + s0, segs[i].s1 - s0,
           seg_quads, b.panel8(n / kNR) + s0 * seg_quads * 64, bstride,
           c + static_cast<size_t>(i) * kMRV * ldc + (n - n0), ldc, inits[i] + (n - n0));
     }
