@@ -108,3 +108,45 @@ def test_bench_targets_and_bench_ab_on_the_real_mobilenet(tmp_path):
                         "batch of 1)")
     assert re.fullmatch(r"mobilenet_v1_025 batch 1: onednn \d+\.\d ms, kernels \d+\.\d ms, "
                         r"onednn / kernels \d+\.\d\dx, load \d+\.\d", lines[2]), lines[2]
+
+
+@pytest.mark.parametrize("script", ["bench_kernels.py", "bench_depthwise.py"])
+def test_single_op_benches_print_a_row_per_shape(script):
+    """bench_kernels (QgQuantizedConv2D vs float Conv2D on Inception-v3 shapes) and
+    bench_depthwise (QgQuantizedDepthwiseConv2D vs float on MobileNet-v2 shapes): the header
+    names the path that ran, each row's ratios are its own columns' ratios."""
+    from tests.kernels_helpers import load_or_skip
+    path = load_or_skip().qg_cpu_path().numpy().decode()
+    lines = _run_tool(script, "--runs", "2", "--threads", "1").splitlines()
+    assert lines[0].startswith(f"Qg CPU path: {path}, "), lines[0]
+    assert "1 threads, median of 2 interleaved runs" in lines[0], lines[0]
+    assert lines[1] == ("| shape | float ms | Qg int8 ms | float / int8 | float CPU ms | "
+                        "int8 CPU ms | ratio |")
+    number = r"(\d+\.\d+)"
+    rows = lines[3:]
+    assert len(rows) >= 8, lines
+    for row in rows:
+        m = re.fullmatch(rf"\| (\d+x\d+(?:/2)? \d+x\d+x\d+(?:->\d+)?) \| {number} \| {number} \| "
+                         rf"{number}x \| {number} \| {number} \| {number}x \|", row)
+        assert m, row
+        wall_f, wall_q, ratio = float(m.group(2)), float(m.group(3)), float(m.group(4))
+        assert wall_f > 0 and wall_q > 0
+        # the printed ms are rounded: the ratio within that rounding
+        rounding = 0.0051 if script == "bench_kernels.py" else 0.00051
+        assert (wall_f - rounding) / (wall_q + rounding) <= ratio + 0.01
+        assert ratio - 0.01 <= (wall_f + rounding) / max(wall_q - rounding, 1e-9)
+
+
+def test_bench_pool_concat_prints_each_op_and_the_sum():
+    from tests.kernels_helpers import load_or_skip
+    load_or_skip()
+    lines = _run_tool("bench_pool_concat.py", "--runs", "2", "--threads", "1",
+                      "--copies", "2").splitlines()
+    timed = [re.fullmatch(r"((?:avg|max|concat) .+?)\s+(\d+\.\d) us", line) for line in lines]
+    timed = [m for m in timed if m]
+    kinds = {m.group(1).split()[0] for m in timed}
+    assert kinds == {"avg", "max", "concat"}, lines
+    total = next(re.fullmatch(r"sum\s+(\d+\.\d) us", line) for line in lines
+                 if line.startswith("sum"))
+    assert float(total.group(1)) == pytest.approx(sum(float(m.group(2)) for m in timed),
+                                                  abs=0.05 * len(timed) + 0.1)
