@@ -52,25 +52,32 @@ QG_AVX512 void Epilogue::RowAvx512(const int32_t* acc, int n0, int n1, int64_t i
 }
 
 // One vector of accumulators to clamped, rounded int32 codes: acc * m + b (separate mul and
-// add), clamp to [lo, hi] (maxps(NaN, lo) = lo), round half to even. RowsAvx512's loops.
+// add), with kSum the summand's term added after that, clamp to [lo, hi] (maxps(NaN, lo) = lo),
+// round half to even: RowAvx512's quint8 operations in its order. RowsAvx512's loops.
+template <bool kSum>
 QG_AVX512 static inline __m512i Requantize512(__m512i acc, __m512 m, __m512 b, __m512 lo,
-                                              __m512 hi) {
+                                              __m512 hi, __m512 term) {
   __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), m), b);
+  if (kSum) v = _mm512_add_ps(v, term);
   v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
   return _mm512_cvtps_epi32(v);
 }
 
-// Rows: 16 channels at a time outside, the rows inside, so the per-channel factors stay in
-// registers; the same operations per element as RowAvx512.
-QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int n0, int n1,
-                                    int64_t index, int64_t stride, void* output) const {
-  if (float_out || summand != nullptr) {  // the less common forms: row by row
-    for (int i = 0; i < count; ++i)
-      RowAvx512(acc + static_cast<int64_t>(i) * ldc, n0, n1, index + i * stride, output);
-    return;
-  }
-  uint8_t* q = static_cast<uint8_t*>(output) + index;
-  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+// Rows to quint8: 16 channels at a time outside, the rows inside, so the per-channel factors
+// stay in registers. kSum: with the summand (a fused residual Add, ResNet's and MobileNet-v2's
+// 1x1 projections, where K is small and this loop is a large part of the conv): its bytes are
+// in the output's layout, at the same index.
+template <bool kSum>
+QG_AVX512 static void RowsQuint8Avx512(const Epilogue& e, const int32_t* acc, int ldc,
+                                       int count, int n0, int n1, int64_t index,
+                                       int64_t stride, uint8_t* output) {
+  uint8_t* q = output + index;
+  const uint8_t* s = kSum ? e.summand + index : nullptr;
+  const __m512 vlo = _mm512_set1_ps(e.lo), vhi = _mm512_set1_ps(e.hi);
+  const __m512i zps = _mm512_set1_epi32(e.zp_s);
+  const __m512 smult = _mm512_set1_ps(e.s_mult);
+  __m512 term[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                    _mm512_setzero_ps()};
   int c = n0;
   // 64 channels a row: four vectors packed to bytes together (the packs saturate values
   // already clamped to [lo, hi]) and one 64-byte store, instead of four vpmovusdb (2 uops each)
@@ -79,32 +86,48 @@ QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int 
   for (; c + 64 <= n1; c += 64) {
     __m512 vm[4], vb[4];
     for (int j = 0; j < 4; ++j) {
-      vm[j] = _mm512_loadu_ps(m.data() + c + 16 * j);
-      vb[j] = _mm512_loadu_ps(b.data() + c + 16 * j);
+      vm[j] = _mm512_loadu_ps(e.m.data() + c + 16 * j);
+      vb[j] = _mm512_loadu_ps(e.b.data() + c + 16 * j);
     }
     const int32_t* a = acc + (c - n0);
-    uint8_t* y = q + c;
-    for (int i = 0; i < count; ++i, a += ldc, y += stride) {
+    for (int64_t i = 0, o = c; i < count; ++i, a += ldc, o += stride) {
       __m512i r[4];
-      for (int j = 0; j < 4; ++j)
-        r[j] = Requantize512(_mm512_loadu_si512(a + 16 * j), vm[j], vb[j], vlo, vhi);
+      for (int j = 0; j < 4; ++j) {
+        if (kSum) term[j] = SummandTerm512(0xFFFF, s + o + 16 * j, zps, smult);
+        r[j] = Requantize512<kSum>(_mm512_loadu_si512(a + 16 * j), vm[j], vb[j], vlo, vhi,
+                                   term[j]);
+      }
       const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(r[0], r[1]),
                                                 _mm512_packus_epi32(r[2], r[3]));
-      _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
+      _mm512_storeu_si512(q + o, _mm512_permutexvar_epi32(order, bytes));
     }
   }
   for (; c < n1; c += 16) {
     const __mmask16 k = n1 - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n1 - c)) - 1);
-    const __m512 vm = _mm512_maskz_loadu_ps(k, m.data() + c);
-    const __m512 vb = _mm512_maskz_loadu_ps(k, b.data() + c);
+    const __m512 vm = _mm512_maskz_loadu_ps(k, e.m.data() + c);
+    const __m512 vb = _mm512_maskz_loadu_ps(k, e.b.data() + c);
     const int32_t* a = acc + (c - n0);
-    uint8_t* y = q + c;
-    for (int i = 0; i < count; ++i) {
-      const __m512i r = Requantize512(_mm512_maskz_loadu_epi32(k, a), vm, vb, vlo, vhi);
-      _mm_mask_storeu_epi8(y, k, _mm512_cvtusepi32_epi8(r));
-      a += ldc;
-      y += stride;
+    for (int64_t i = 0, o = c; i < count; ++i, a += ldc, o += stride) {
+      if (kSum) term[0] = SummandTerm512(k, s + o, zps, smult);
+      const __m512i r = Requantize512<kSum>(_mm512_maskz_loadu_epi32(k, a), vm, vb, vlo, vhi,
+                                            term[0]);
+      _mm_mask_storeu_epi8(q + o, k, _mm512_cvtusepi32_epi8(r));
     }
+  }
+}
+
+QG_AVX512 void Epilogue::RowsAvx512(const int32_t* acc, int ldc, int count, int n0, int n1,
+                                    int64_t index, int64_t stride, void* output) const {
+  if (float_out) {  // the less common form (a last layer): row by row
+    for (int i = 0; i < count; ++i)
+      RowAvx512(acc + static_cast<int64_t>(i) * ldc, n0, n1, index + i * stride, output);
+    return;
+  }
+  uint8_t* q = static_cast<uint8_t*>(output);
+  if (summand != nullptr) {
+    RowsQuint8Avx512<true>(*this, acc, ldc, count, n0, n1, index, stride, q);
+  } else {
+    RowsQuint8Avx512<false>(*this, acc, ldc, count, n0, n1, index, stride, q);
   }
 }
 
