@@ -298,13 +298,8 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
       panel_lda[p] = Kq;
       const int count = std::min(kMR, rows - p * kMR);
       fill(rc + p * kMR, count, dst, Kq);
-      for (int i = 0; i < kMR; ++i) {
-        if (i < count) {
-          for (int k = b.K; k < Kq; ++k) dst[i * Kq + k] = 0;  // the weights there are 0
-        } else {
-          std::memset(dst + i * Kq, 0, Kq);
-        }
-      }
+      ZeroRowTails(dst, count, Kq, b.K, Kq);
+      if (count < kMR) std::memset(dst + count * Kq, 0, static_cast<size_t>(kMR - count) * Kq);
     }
     for (int kb = kr.k0; kb < kr.k1; kb += kc) {
       const int kquads = std::min(kc, kr.k1 - kb) / 4;

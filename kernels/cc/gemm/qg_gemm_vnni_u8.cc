@@ -298,10 +298,7 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
       base = a;
       lda = Kq;
       fill(rc, rows, a, Kq);  // one call for the chunk: its per-call set-up is not per panel
-      // The weights there are 0 (any byte would do); zeroed so no stale bytes are read. A loop:
-      // one to three bytes a row, where a memset call per row cost 1% of the stem conv.
-      for (int i = 0; i < rows; ++i)
-        for (int k = b.K; k < Kq; ++k) a[static_cast<size_t>(i) * Kq + k] = 0;
+      ZeroRowTails(a, rows, Kq, b.K, Kq);
     }
     for (int kb = kr.k0; kb < kr.k1; kb += kc) {
       const int kquads = std::min(kc, kr.k1 - kb) / 4;
