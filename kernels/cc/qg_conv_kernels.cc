@@ -38,15 +38,6 @@ inline void CopyBytes(void* dst, const void* src, size_t n) {
   for (; i < n; ++i) d[i] = s[i];
 }
 
-// `count` im2col rows of windows whose kh rows are short (span <= W bytes, W = 16 or 32: 9
-// bytes for a 3x3 conv on RGB, the stem; 21 for ResNet's 7x7 one) and inside the input:
-// window k's row i at src + k * step + i * row_step, GEMM row k at dst + k * ld, then
-// `rows_after` more rows of the filler's call. Each window row is one W-byte move where the
-// input has W bytes there (before src_end) and the call's rows have room: the bytes written
-// past a window row are overwritten by the next window row or GEMM row, or are the row's
-// padding to Kq, which meets zero weights. Locals only: through references, every byte store
-// made the loop reload the geometry (the 9-byte copies of the generic filler were half of the
-// stem's time).
 // One W-byte move (W = 16 or 32) as a single vector load and store.
 template <int W>
 __attribute__((target("avx2"), always_inline)) inline void MoveBytes(uint8_t* dst,
@@ -60,6 +51,15 @@ __attribute__((target("avx2"), always_inline)) inline void MoveBytes(uint8_t* ds
   }
 }
 
+// `count` im2col rows of windows whose kh rows are short (span <= W bytes, W = 16 or 32: 9
+// bytes for a 3x3 conv on RGB, the stem; 21 for ResNet's 7x7 one) and inside the input:
+// window k's row i at src + k * step + i * row_step, GEMM row k at dst + k * ld, then
+// `rows_after` more rows of the filler's call. Each window row is one W-byte move where the
+// input has W bytes there (before src_end) and the call's rows have room: the bytes written
+// past a window row are overwritten by the next window row or GEMM row, or are the row's
+// padding to Kq, which meets zero weights. Locals only: through references, every byte store
+// made the loop reload the geometry (the 9-byte copies of the generic filler were half of the
+// stem's time).
 // Compiled for AVX2 (the byte paths' fillers only run where it is) and not inlined into the
 // generic-ISA filler: one 32-byte move a window row, where GCC's memcpy of 32 bytes was two
 // 16-byte ones (ResNet-50's 7x7/2 stem, b8 on vnni: 2.36 -> 2.29 ms with the target alone).
@@ -234,7 +234,7 @@ bool PaddedTooLarge(const ConvGeometry& g) {
 // positions lie inside the input (the others read only padding: zero_point, whose products the
 // column sums take out again): size, pad, stride, taps and dilation of that axis.
 SliceSpan ValidTaps(int64_t o, int64_t size, int64_t pad, int64_t stride, int64_t taps,
-                 int64_t dilation) {
+                    int64_t dilation) {
   SliceSpan r;
   const int64_t first = o * stride - pad;  // input position of tap 0
   const int64_t lo = first >= 0 ? 0 : (-first + dilation - 1) / dilation;
