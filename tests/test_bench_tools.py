@@ -150,3 +150,27 @@ def test_bench_pool_concat_prints_each_op_and_the_sum():
                  if line.startswith("sum"))
     assert float(total.group(1)) == pytest.approx(sum(float(m.group(2)) for m in timed),
                                                   abs=0.05 * len(timed) + 0.1)
+
+
+def _bench_module():
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench
+    return bench
+
+
+def test_make_bench_keeps_the_hand_written_sections(tmp_path):
+    """`make bench` rewrites docs/benchmarks.md above KEPT_MARKER and keeps what follows it
+    (the reruns and passes written by hand), through a temporary file."""
+    bench = _bench_module()
+    out = tmp_path / "benchmarks.md"
+    bench.write_report(str(out), "# Benchmarks\n\nrun 1\n")
+    assert out.read_text() == "# Benchmarks\n\nrun 1\n"  # no marker yet: nothing kept
+    out.write_text(out.read_text() + "\n" + bench.KEPT_MARKER + "\n\n## By hand\n\nfigures\n")
+    bench.write_report(str(out), "# Benchmarks\n\nrun 2\n\n")
+    assert out.read_text() == ("# Benchmarks\n\nrun 2\n\n" + bench.KEPT_MARKER +
+                               "\n\n## By hand\n\nfigures\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["benchmarks.md"]
+    # the project's own file has the marker once, above the first hand-written section
+    text = (REPO / "docs" / "benchmarks.md").read_text()
+    assert text.count(bench.KEPT_MARKER) == 1
+    assert text.index(bench.KEPT_MARKER) < text.index("## Quieter reruns")

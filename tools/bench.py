@@ -5,7 +5,8 @@ model (generated Inception-v3, ResNet-50, MobileNet-v2 and the real MobileNet v1
 
 Batch 1 and 8, 2 threads, graphs interleaved in one process. The onednn, kernels and TFLite int8
 graphs are calibrated on the first 100 photos; top-1 agreement with float is measured on the
-200 photos after them. Writes docs/benchmarks.md; every table states the CPU model and flags.
+200 photos after them. Writes docs/benchmarks.md (keeping the hand-written sections after its
+KEPT_MARKER line); every table states the CPU model and flags.
 """
 import argparse
 import os
@@ -28,7 +29,30 @@ import numpy as np  # noqa: E402
 
 PREPROCESSING = Preprocessing(299, 299, 127.5, 127.5, 0.875)
 
+# In docs/benchmarks.md, the sections after this line were written by hand (reruns, other CPUs
+# emulated, the passes of issue 13): a new run replaces what is above it and keeps them.
+KEPT_MARKER = "<!-- make bench rewrites everything above this line and keeps what follows -->"
 
+
+def with_kept_sections(new_text, old_text):
+    """new_text, then the marker and whatever followed it in old_text (if it had the marker)."""
+    if old_text is None or KEPT_MARKER not in old_text:
+        return new_text
+    kept = old_text.split(KEPT_MARKER, 1)[1]
+    return new_text.rstrip("\n") + "\n\n" + KEPT_MARKER + kept
+
+
+def write_report(path, text):
+    """Writes text to path (keeping its hand-written sections) through a temporary file, so an
+    interrupted run leaves the old file whole."""
+    old = None
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(with_kept_sections(text, old))
+    os.replace(tmp, path)
 
 
 def quantize(float_path, out_path, target, photos, preprocessing=PREPROCESSING):
@@ -73,8 +97,7 @@ def main():
     slow = benchmark(float_path, graphs["reference"], batches=(1, 8), threads=2, runs=args.reference_runs)
     text = report(fast, slow, graphs, float_path, agree, count, seconds, args)
     text += targets_report(args)
-    with open(args.output, "w") as f:
-        f.write(text)
+    write_report(args.output, text)
     print(text)
 
 
