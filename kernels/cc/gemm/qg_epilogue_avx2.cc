@@ -15,46 +15,9 @@ QG_AVX2 static inline __m256 SummandTerm(const uint8_t* s, __m256i zp, __m256 mu
   return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), mult);
 }
 
-QG_AVX2 void Epilogue::RowAvx2(const int32_t* acc, int n0, int n1, int64_t index,
-                               void* output) const {
-  int c = n0;
-  const __m256i zps = _mm256_set1_epi32(zp_s);
-  const __m256 smult = _mm256_set1_ps(s_mult);
-  if (float_out) {
-    float* y = static_cast<float*>(output) + index;
-    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
-    for (; c + 8 <= n1; c += 8) {
-      const __m256 a = _mm256_cvtepi32_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0))));
-      __m256 v = _mm256_mul_ps(a, _mm256_loadu_ps(sf.data() + c));
-      v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
-      if (summand != nullptr) v = _mm256_add_ps(v, SummandTerm(summand + index + c, zps, smult));
-      if (act != Activation::kNone) v = _mm256_max_ps(v, zero);
-      if (act == Activation::kRelu6) v = _mm256_min_ps(v, six);
-      _mm256_storeu_ps(y + c, v);
-    }
-  } else {
-    uint8_t* q = static_cast<uint8_t*>(output) + index;
-    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    for (; c + 8 <= n1; c += 8) {
-      const __m256 a = _mm256_cvtepi32_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0))));
-      __m256 v = _mm256_mul_ps(a, _mm256_loadu_ps(m.data() + c));
-      v = _mm256_add_ps(v, _mm256_loadu_ps(b.data() + c));
-      if (summand != nullptr) v = _mm256_add_ps(v, SummandTerm(summand + index + c, zps, smult));
-      v = _mm256_max_ps(v, vlo);  // maxps(NaN, lo) = lo
-      v = _mm256_min_ps(v, vhi);
-      const __m256i i = _mm256_cvtps_epi32(v);
-      const __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(i),
-                                           _mm256_extracti128_si256(i, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + c), _mm_packus_epi16(p16, p16));
-    }
-  }
-  if (c < n1) RowPortable(acc + (c - n0), c, n1, index, output);
-}
-
-// One vector of accumulators to clamped, rounded int32 codes, as RowAvx2's quint8 row: acc * m
-// + b (separate mul and add), with kSum the summand's term added after that, clamp to [lo, hi]
+// One vector of accumulators to clamped, rounded int32 codes, the portable row's quint8
+// operations in its order (every quint8 row on this path goes through it): acc * m + b
+// (separate mul and add), with kSum the summand's term added after that, clamp to [lo, hi]
 // (maxps(NaN, lo) = lo), round half to even.
 template <bool kSum>
 QG_AVX2 static inline __m256i Requantize256(__m256i acc, __m256 m, __m256 b, __m256 lo,
@@ -67,8 +30,8 @@ QG_AVX2 static inline __m256i Requantize256(__m256i acc, __m256 m, __m256 b, __m
 
 // Rows to quint8, 16 channels at a time outside, the rows inside, so the per-channel factors
 // stay in registers, and two 8-channel vectors packed to bytes together; the same operations
-// per element as RowAvx2 (the packs saturate values already clamped to [lo, hi]). kSum: with
-// the summand (a fused residual Add), its bytes in the output's layout at the same index.
+// per element as the portable row (the packs saturate values already clamped to [lo, hi]). kSum:
+// with the summand (a fused residual Add), its bytes in the output's layout at the same index.
 // Returns the first channel not done (the last < 16 are left to RowAvx2).
 template <bool kSum>
 QG_AVX2 static int RowsQuint8Avx2(const Epilogue& e, const int32_t* acc, int ldc, int count,
@@ -102,6 +65,47 @@ QG_AVX2 static int RowsQuint8Avx2(const Epilogue& e, const int32_t* acc, int ldc
     }
   }
   return c;
+}
+
+QG_AVX2 void Epilogue::RowAvx2(const int32_t* acc, int n0, int n1, int64_t index,
+                               void* output) const {
+  int c = n0;
+  if (float_out) {
+    const __m256i zps = _mm256_set1_epi32(zp_s);
+    const __m256 smult = _mm256_set1_ps(s_mult);
+    float* y = static_cast<float*>(output) + index;
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    for (; c + 8 <= n1; c += 8) {
+      const __m256 a = _mm256_cvtepi32_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0))));
+      __m256 v = _mm256_mul_ps(a, _mm256_loadu_ps(sf.data() + c));
+      v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+      if (summand != nullptr) v = _mm256_add_ps(v, SummandTerm(summand + index + c, zps, smult));
+      if (act != Activation::kNone) v = _mm256_max_ps(v, zero);
+      if (act == Activation::kRelu6) v = _mm256_min_ps(v, six);
+      _mm256_storeu_ps(y + c, v);
+    }
+  } else {
+    // quint8, 8 channels a step, through the same Requantize256 as RowsAvx2's loop (single
+    // rows: the depthwise loop per pixel, RowsAvx2's last < 16 channels).
+    uint8_t* q = static_cast<uint8_t*>(output) + index;
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i zps = _mm256_set1_epi32(zp_s);
+    const __m256 smult = _mm256_set1_ps(s_mult);
+    for (; c + 8 <= n1; c += 8) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (c - n0)));
+      const __m256 vm = _mm256_loadu_ps(m.data() + c), vb = _mm256_loadu_ps(b.data() + c);
+      const __m256i i =
+          summand != nullptr
+              ? Requantize256<true>(a, vm, vb, vlo, vhi,
+                                    SummandTerm(summand + index + c, zps, smult))
+              : Requantize256<false>(a, vm, vb, vlo, vhi, _mm256_setzero_ps());
+      const __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(i),
+                                           _mm256_extracti128_si256(i, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + c), _mm_packus_epi16(p16, p16));
+    }
+  }
+  if (c < n1) RowPortable(acc + (c - n0), c, n1, index, output);
 }
 
 QG_AVX2 void Epilogue::RowsAvx2(const int32_t* acc, int ldc, int count, int n0, int n1,

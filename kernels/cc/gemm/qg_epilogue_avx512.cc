@@ -18,9 +18,9 @@ QG_AVX512 static inline __m512 SummandTerm512(__mmask16 k, const uint8_t* s, __m
 
 QG_AVX512 void Epilogue::RowAvx512(const int32_t* acc, int n0, int n1, int64_t index,
                                    void* output) const {
-  const __m512i zps = _mm512_set1_epi32(zp_s);
-  const __m512 smult = _mm512_set1_ps(s_mult);
   if (float_out) {
+    const __m512i zps = _mm512_set1_epi32(zp_s);
+    const __m512 smult = _mm512_set1_ps(s_mult);
     float* y = static_cast<float*>(output) + index;
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     for (int c = n0; c < n1; c += 16) {
@@ -36,24 +36,13 @@ QG_AVX512 void Epilogue::RowAvx512(const int32_t* acc, int n0, int n1, int64_t i
     }
     return;
   }
-  uint8_t* q = static_cast<uint8_t*>(output) + index;
-  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-  for (int c = n0; c < n1; c += 16) {
-    const __mmask16 k = n1 - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n1 - c)) - 1);
-    const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + (c - n0)));
-    __m512 v = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, m.data() + c));
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.data() + c));
-    if (summand != nullptr)
-      v = _mm512_add_ps(v, SummandTerm512(k, summand + index + c, zps, smult));
-    v = _mm512_max_ps(v, vlo);  // maxps(NaN, lo) = lo
-    v = _mm512_min_ps(v, vhi);
-    _mm_mask_storeu_epi8(q + c, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
-  }
+  RowsAvx512(acc, 0, 1, n0, n1, index, 0, output);  // quint8: the rows' loop, one row
 }
 
 // One vector of accumulators to clamped, rounded int32 codes: acc * m + b (separate mul and
 // add), with kSum the summand's term added after that, clamp to [lo, hi] (maxps(NaN, lo) = lo),
-// round half to even: RowAvx512's quint8 operations in its order. RowsAvx512's loops.
+// round half to even: the portable row's quint8 operations in its order, for every quint8 row
+// on this path (RowAvx512 runs RowsAvx512's loop on one row).
 template <bool kSum>
 QG_AVX512 static inline __m512i Requantize512(__m512i acc, __m512 m, __m512 b, __m512 lo,
                                               __m512 hi, __m512 term) {

@@ -298,7 +298,7 @@ void GemmRowsU8(const PackedB& b, int zero_point, int64_t r0, int64_t r1, int n0
       panel_lda[p] = Kq;
       const int count = std::min(kMR, rows - p * kMR);
       fill(rc + p * kMR, count, dst, Kq);
-      ZeroRowTails(dst, count, Kq, b.K, Kq);
+      ZeroRowTails(dst, count, b.K, Kq);
       if (count < kMR) std::memset(dst + count * Kq, 0, static_cast<size_t>(kMR - count) * Kq);
     }
     for (int kb = kr.k0; kb < kr.k1; kb += kc) {

@@ -298,7 +298,7 @@ void GemmRowsVnniU8(const PackedB& b, const int32_t* init, int64_t r0, int64_t r
       base = a;
       lda = Kq;
       fill(rc, rows, a, Kq);  // one call for the chunk: its per-call set-up is not per panel
-      ZeroRowTails(a, rows, Kq, b.K, Kq);
+      ZeroRowTails(a, rows, b.K, Kq);
     }
     for (int kb = kr.k0; kb < kr.k1; kb += kc) {
       const int kquads = std::min(kc, kr.k1 - kb) / 4;
