@@ -12,16 +12,27 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _run_tool(script, *args, timeout=600):
+    """stdout of tools/<script> run as a user runs it; fails the test on a non-zero exit."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / script), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _tool_module(name):
+    """tools/<name>.py imported (the tools import each other by bare name)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    return __import__(name)
+
+
 def test_bench_conv_ops_prints_a_row_per_shape_and_a_total():
     from tests.kernels_helpers import load_or_skip
     load_or_skip()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "bench_conv_ops.py"), "--only", "resnet 3x3 7x7",
-         "--batch", "1", "--runs", "2", "--threads", "1"],
-        env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    out = _run_tool("bench_conv_ops.py", "--only", "resnet 3x3 7x7", "--batch", "1", "--runs",
+                    "2", "--threads", "1", timeout=300)
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
     # header, the one shape, the total
     assert rows[0].startswith("| shape | qg wall | qg CPU | onednn wall")
     number = r"\d+\.\d+"
@@ -34,14 +45,6 @@ def test_bench_conv_ops_prints_a_row_per_shape_and_a_total():
     assert len(rows) == 3
 
 
-def _run_tool(script, *args, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / script), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
 def _mobilenet_v1_or_skip():
     from tests.model_cache import shared_dir
     path = Path(shared_dir()) / "models" / "mobilenet_v1_0.25_224" / "frozen_graph.pb"
@@ -52,8 +55,7 @@ def _mobilenet_v1_or_skip():
 def test_multiply_adds_counts_conv_depthwise_and_matmul(tmp_path):
     import numpy as np
     import tensorflow as tf
-    sys.path.insert(0, str(REPO / "tools"))
-    import bench_targets as bt
+    bt = _tool_module("bench_targets")
     from quantize_graph.calibration_data import Preprocessing
     with tf.Graph().as_default() as graph:
         x = tf.compat.v1.placeholder(tf.float32, [None, 10, 10, 3], name="input")
@@ -152,16 +154,10 @@ def test_bench_pool_concat_prints_each_op_and_the_sum():
                                                   abs=0.05 * len(timed) + 0.1)
 
 
-def _bench_module():
-    sys.path.insert(0, str(REPO / "tools"))
-    import bench
-    return bench
-
-
 def test_make_bench_keeps_the_hand_written_sections(tmp_path):
     """`make bench` rewrites docs/benchmarks.md above KEPT_MARKER and keeps what follows it
     (the reruns and passes written by hand), through a temporary file."""
-    bench = _bench_module()
+    bench = _tool_module("bench")
     out = tmp_path / "benchmarks.md"
     bench.write_report(str(out), "# Benchmarks\n\nrun 1\n")
     assert out.read_text() == "# Benchmarks\n\nrun 1\n"  # no marker yet: nothing kept
